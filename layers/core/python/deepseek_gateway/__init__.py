@@ -1,0 +1,1 @@
+"""DeepSeek Gateway core library: the logic of every layer, free of Lambda event types."""

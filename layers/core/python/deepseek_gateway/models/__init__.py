@@ -1,0 +1,1 @@
+"""Typed models at the gateway's boundaries."""

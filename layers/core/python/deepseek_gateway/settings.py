@@ -1,0 +1,62 @@
+"""Settings validated once from the environment (the Lambda configuration or the local cloud's)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProviderSettings(BaseSettings):
+    """Where a provider lives and how its key is found.
+
+    Deployed, the key is read from the Secrets Manager secret named by `*_SECRET_ARN`; locally it
+    comes straight from `*_API_KEY`. The base URL can point at any compatible endpoint.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    deepseek_base_url: str = "https://api.deepseek.com"
+    deepseek_api_key: str | None = None
+    deepseek_secret_arn: str | None = None
+
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: str | None = None
+    openai_secret_arn: str | None = None
+
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_api_key: str | None = None
+    anthropic_secret_arn: str | None = None
+
+
+class Settings(ProviderSettings):
+    stage: str = "local"
+    service_name: str = Field(default="deepseek-gateway", alias="POWERTOOLS_SERVICE_NAME")
+
+    # Logs never carry prompts, answers or keys unless this is on (local debugging only).
+    log_content: bool = False
+
+    # Largest request body the api function accepts (API Gateway itself stops at 10 MB).
+    max_request_bytes: int = 1_048_576
+
+    # Routing: per-attempt timeout, overall deadline, attempts per provider, backoff.
+    attempt_timeout_s: float = 30.0
+    request_deadline_s: float = 90.0
+    attempts_per_provider: int = 2
+    backoff_base_s: float = 0.25
+    backoff_cap_s: float = 4.0
+    # A Retry-After longer than this moves on to the next provider instead of waiting.
+    max_retry_after_s: float = 5.0
+
+    # Circuit breaker: failures in a row that open it, how long it stays open, how long an
+    # instance trusts its cached copy of the shared state.
+    breaker_table_name: str | None = None
+    breaker_failure_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+    breaker_cache_ttl_s: float = 2.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

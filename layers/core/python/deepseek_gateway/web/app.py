@@ -1,0 +1,54 @@
+"""The api function's REST resolver: routes, the exception mapping, and the request id header."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
+from deepseek_gateway.errors import GatewayError, NotFoundError
+from deepseek_gateway.observability import logger
+from deepseek_gateway.web import routes_chat, routes_models
+from deepseek_gateway.web.responses import error_response
+
+REQUEST_ID_HEADER = "x-request-id"
+
+app = APIGatewayRestResolver()
+app.include_router(routes_chat.router, prefix="/v1")
+app.include_router(routes_models.router, prefix="/v1")
+
+
+@app.exception_handler(GatewayError)
+def _gateway_error(error: GatewayError) -> Response:
+    if error.status >= 500:
+        logger.warning("request failed", extra={"status": error.status, "code": error.code})
+    return error_response(error)
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response:
+    # The stack trace goes to the log, never to the client.
+    logger.exception("unhandled error")
+    return error_response(GatewayError("The server had an error while processing your request."))
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response:
+    event = app.current_event
+    return error_response(
+        NotFoundError(f"Unknown request URL: {event.http_method} {event.path}.", code="unknown_url")
+    )
+
+
+def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Resolve an API Gateway REST proxy event; every answer, errors included, carries the request id."""
+    request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
+    logger.append_keys(request_id=request_id)
+    response = app.resolve(event, context)
+    response.setdefault("headers", {})[REQUEST_ID_HEADER] = request_id
+    if isinstance(response.get("multiValueHeaders"), dict):
+        response["multiValueHeaders"][REQUEST_ID_HEADER] = [request_id]
+    return response
+
+

@@ -1,0 +1,59 @@
+"""The process-wide services, built on first use from settings (never at import time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from deepseek_gateway.catalogue import Catalogue, load_catalogue
+from deepseek_gateway.chat_service import ChatService
+from deepseek_gateway.routing.breaker import CircuitBreaker, DynamoBreakerStore, InMemoryBreakerStore
+from deepseek_gateway.routing.router import Router, RoutingPolicy
+from deepseek_gateway.settings import Settings, get_settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalogue: Catalogue
+    chat: ChatService
+
+
+def build_services(settings: Settings) -> Services:
+    import boto3  # lazy: tests and the local cloud point it at moto through the environment
+
+    from deepseek_gateway.providers.registry import build_providers
+
+    catalogue = load_catalogue()
+    store = (
+        DynamoBreakerStore(settings.breaker_table_name, boto3.client("dynamodb"))
+        if settings.breaker_table_name
+        else InMemoryBreakerStore()
+    )
+    breaker = CircuitBreaker(
+        store,
+        threshold=settings.breaker_failure_threshold,
+        cooldown_s=settings.breaker_cooldown_s,
+        cache_ttl_s=settings.breaker_cache_ttl_s,
+    )
+    policy = RoutingPolicy(
+        attempt_timeout_s=settings.attempt_timeout_s,
+        deadline_s=settings.request_deadline_s,
+        attempts_per_provider=settings.attempts_per_provider,
+        backoff_base_s=settings.backoff_base_s,
+        backoff_cap_s=settings.backoff_cap_s,
+        max_retry_after_s=settings.max_retry_after_s,
+    )
+    router = Router(catalogue, build_providers(settings), breaker, policy)
+    return Services(settings=settings, catalogue=catalogue, chat=ChatService(catalogue, router))
+
+
+@lru_cache(maxsize=1)
+def get_services() -> Services:
+    return build_services(get_settings())
+
+
+def reset_services() -> None:
+    """Forget the cached settings and services (tests that change the environment call this)."""
+    get_services.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,42 @@
+"""The api handler wired to the project's local provider on loopback (no internet, no real keys)."""
+
+from __future__ import annotations
+
+import pytest
+from deepseek_gateway.web.services import reset_services
+from local_cloud.provider import LocalProvider
+
+from tests.helpers import load_handler
+
+PROVIDERS = ("deepseek", "openai", "anthropic")
+
+
+@pytest.fixture(scope="session")
+def local_provider():
+    with LocalProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def gateway_env(local_provider, monkeypatch):
+    """Environment as the local cloud gives the api function, with short timeouts for tests."""
+    for name in PROVIDERS:
+        monkeypatch.setenv(f"{name.upper()}_BASE_URL", local_provider.base_url(name))
+        monkeypatch.setenv(f"{name.upper()}_API_KEY", f"local-{name}-key")
+    monkeypatch.setenv("ATTEMPT_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("REQUEST_DEADLINE_S", "10")
+    monkeypatch.setenv("BACKOFF_BASE_S", "0.01")
+    monkeypatch.setenv("BACKOFF_CAP_S", "0.05")
+    monkeypatch.setenv("BREAKER_FAILURE_THRESHOLD", "100")
+    monkeypatch.setenv("BREAKER_CACHE_TTL_S", "0")
+    monkeypatch.delenv("BREAKER_TABLE_NAME", raising=False)
+    local_provider.reset()
+    reset_services()
+    yield monkeypatch
+    local_provider.reset()
+    reset_services()
+
+
+@pytest.fixture
+def api(gateway_env):
+    return load_handler("api")
