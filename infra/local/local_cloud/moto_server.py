@@ -1,0 +1,66 @@
+"""moto's server, as the local cloud's AWS endpoint, with Lambda invocations routed to our sandboxes.
+
+Without Docker moto's Lambda cannot run code; when the local cloud passes `--invoke-url`, every
+invocation moto would make (the Invoke API, Step Functions' lambda:invoke tasks) is forwarded to the
+local cloud, which runs the function's real handler in its warm sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import urllib.request
+from typing import Any
+
+
+def _route_invocations(invoke_url: str) -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    def invoke_locally(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        payload = event if isinstance(event, str | bytes) else json.dumps(event if event is not None else {})
+        request = urllib.request.Request(  # noqa: S310 - a loopback URL the local cloud gave us
+            f"{invoke_url}/functions/{self.function_name}/invoke",
+            data=payload.encode() if isinstance(payload, str) else payload,
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=float(self.timeout) + 10) as response:  # noqa: S310
+                return response.read().decode(), response.headers.get("x-amz-function-error") is not None, ""
+        except urllib.error.HTTPError as exc:
+            return exc.read().decode(), True, ""
+
+    LambdaFunction._invoke_lambda = invoke_locally  # type: ignore[method-assign]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--invoke-url", default=None)
+    args = parser.parse_args()
+
+    from moto.moto_api._internal.models import moto_api_backend
+    from moto.server import ThreadedMotoServer
+
+    if args.invoke_url:
+        _route_invocations(args.invoke_url)
+    moto_api_backend.set_config(
+        {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+    )
+    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    server.start()
+    print(json.dumps({"ready": True, "port": args.port}), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
