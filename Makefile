@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint unit integration infra e2e synth bench clean
+.PHONY: install run test lint unit integration infra e2e synth bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +17,29 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The whole gateway on this machine (local provider, moto, every function, API Gateway) until Ctrl-C.
+# Options: make run ARGS="--port 8080 --aws-port 4566 --provider-port 8787 --concurrency 4"
+run: install
+	$(BIN)/python -m local_cloud $(ARGS)
+
+# Speed and memory figures (not a test): added latency, throughput, CPU, AWS calls, cold start, memory.
+bench: install
+	$(BIN)/python -m local_cloud.bench $(ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 
 test: install lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 unit: install
 	$(BIN)/pytest tests/unit
 
 integration: install
 	$(BIN)/pytest tests/integration
+
+e2e: install
+	$(BIN)/pytest tests/e2e
 
 synth: install
 	$(BIN)/python infra/cdk/app.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -50,10 +51,8 @@ DeepSeek Gateway is running locally (ready in {info['startup_seconds']} s).
 Ctrl-C stops everything.""", flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stopped.wait()
-    except KeyboardInterrupt:
-        pass
     print("\nstopping…", flush=True)
     cloud.stop()
     return 0

@@ -24,7 +24,7 @@ from typing import Any
 from local_cloud.apigateway import ApiServer, RestApi
 from local_cloud.deploy import Deployment, deploy
 from local_cloud.errors import LocalCloudError
-from local_cloud.functions import FunctionPool, FunctionStartError, InvocationError, base_environment, free_port
+from local_cloud.functions import FunctionPool, FunctionStartError, InvocationError, base_environment
 from local_cloud.pollers import SqsPoller, sqs_mappings
 from local_cloud.provider import LocalProvider
 from local_cloud.template import Template
@@ -73,6 +73,15 @@ class _InvokeServer(ThreadingHTTPServer):
 class _InvokeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _InvokeServer
+
+    def do_GET(self) -> None:  # noqa: N802 - GET /stats: every sandbox's figures, for the benchmark
+        stats = {name: pool.stats() for name, pool in self.server.pools_by_name.items()}
+        body = json.dumps({"main_pid": os.getpid(), "functions": stats}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self) -> None:  # noqa: N802
         parts = self.path.strip("/").split("/")  # functions/<name>/invoke
@@ -225,8 +234,8 @@ class LocalCloud:
     def _deploy(self) -> None:
         import boto3
 
-        self.session = _LocalSession(boto3.Session(aws_access_key_id="local", aws_secret_access_key="local",
-                                                   region_name=self.config.region), self.aws_endpoint)
+        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}  # moto accepts any
+        self.session = _LocalSession(boto3.Session(region_name=self.config.region, **credentials), self.aws_endpoint)
         self.deployment = deploy(self.template, self.stack_name, self.config.region, self.session)
         self._set_provider_keys()
 
@@ -279,6 +288,9 @@ class LocalCloud:
 
     def info(self) -> dict[str, Any]:
         api_base = f"{self.api_url}/v1"
+        control = f"http://{self.config.host}:{self.config.provider_port}/_control"
+        stats = f"http://127.0.0.1:{self.invoke_server.server_address[1]}/stats" if self.invoke_server else None
+        chat_body = '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "Hello"}]}'
         return {
             "api_base_url": api_base,
             "aws_endpoint_url": self.aws_endpoint,
@@ -286,17 +298,16 @@ class LocalCloud:
             "stack_name": getattr(self, "stack_name", None),
             "providers": {name: ("real" if self.config.real_provider(name) else self.provider_base_url(name))
                           for name in PROVIDERS},
-            "provider_control_url": f"http://{self.config.host}:{self.config.provider_port}/_control",
+            "provider_control_url": control,
+            "stats_url": stats,
             "functions": {p.spec.logical_id: {"name": p.spec.name, "log": str(p.log_path)}
                           for p in self.pools.values()},
             "examples": {
                 "openai_sdk": f'OpenAI(base_url="{api_base}", api_key="<key>")',
                 "curl": (f"curl {api_base}/chat/completions -H 'Authorization: Bearer <key>' "
-                         "-H 'Content-Type: application/json' "
-                         "-d '{\"model\": \"deepseek-chat\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'"),
+                         f"-H 'Content-Type: application/json' -d '{chat_body}'"),
                 "s3_upload": f"aws --endpoint-url {self.aws_endpoint} s3 cp batch.jsonl s3://<uploads-bucket>/<tenant>/",
-                "fail_deepseek": (f"curl -X PUT http://{self.config.host}:{self.config.provider_port}/_control/deepseek "
-                                  "-d '{\"status\": 500}'"),
+                "fail_deepseek": f"curl -X PUT {control}/deepseek -d '{{\"status\": 500}}'",
             },
             "startup_seconds": round(sum(self.timings.values()), 1),
         }

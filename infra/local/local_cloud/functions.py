@@ -106,6 +106,14 @@ class _Worker:
                     raise
         raise AssertionError("unreachable")
 
+    def stats(self) -> dict[str, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request("GET", "/stats")
+            return json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -169,6 +177,10 @@ class FunctionPool:
         if status != 200:
             raise InvocationError(self.spec.logical_id, payload)
         return payload
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per sandbox: pid, init time, invocations, AWS calls made, resident memory, CPU seconds."""
+        return [worker.stats() for worker in list(self._workers) if worker.process.poll() is None]
 
     def stop(self) -> None:
         for worker in self._workers:

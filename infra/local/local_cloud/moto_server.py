@@ -8,6 +8,7 @@ local cloud, which runs the function's real handler in its warm sandbox.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import threading
@@ -55,10 +56,8 @@ def main() -> None:
     print(json.dumps({"ready": True, "port": args.port}), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     server.stop()
 
 

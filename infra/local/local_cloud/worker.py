@@ -9,15 +9,17 @@ the Lambda Invoke API: the handler's return value, or an error object with `erro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
@@ -38,9 +40,53 @@ class LambdaContext:
         return max(int(self.deadline_ms - time.time() * 1000), 0)
 
 
+class _AwsCallCounter:
+    """Counts the AWS API calls the handler makes, through botocore's `before-call` event.
+
+    Registered on every botocore session created in this sandbox (boto3's default one and the
+    ones Powertools creates), so the local cloud can report AWS calls per request.
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def install(self) -> None:
+        import botocore.session
+
+        counter = self
+        original_init = botocore.session.Session.__init__
+
+        def init_and_count(session: Any, *args: Any, **kwargs: Any) -> None:
+            original_init(session, *args, **kwargs)
+            session.get_component("event_emitter").register("before-call", counter._count)
+
+        botocore.session.Session.__init__ = init_and_count  # type: ignore[method-assign]
+
+    def _count(self, model: Any, **_: Any) -> None:
+        key = f"{model.service_model.service_name}.{model.name}"
+        self.calls[key] = self.calls.get(key, 0) + 1
+
+
+AWS_CALLS = _AwsCallCounter()
+
+
+def _rss_kb() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class _Sandbox:
     def __init__(self, handler_path: str) -> None:
         module_name, _, function_name = handler_path.rpartition(".")
+        AWS_CALLS.install()
+        self.invocations = 0
+        self._one_at_a_time = threading.Lock()
         started = time.perf_counter()
         module = importlib.import_module(module_name)
         self.handler = getattr(module, function_name)
@@ -52,6 +98,10 @@ class _Sandbox:
         self.arn = f"arn:aws:lambda:{region}:123456789012:function:{self.name}"
 
     def invoke(self, event: Any, request_id: str) -> tuple[int, dict[str, Any] | Any]:
+        with self._one_at_a_time:
+            return self._invoke(event, request_id)
+
+    def _invoke(self, event: Any, request_id: str) -> tuple[int, dict[str, Any] | Any]:
         context = LambdaContext(
             function_name=self.name,
             function_version="$LATEST",
@@ -62,6 +112,7 @@ class _Sandbox:
             log_stream_name=f"local/{os.getpid()}",
             deadline_ms=time.time() * 1000 + self.timeout_s * 1000,
         )
+        self.invocations += 1
         try:
             return 200, self.handler(event, context)
         except Exception as exc:  # the Lambda runtime reports any exception as a function error
@@ -76,6 +127,24 @@ class _Sandbox:
 def _make_handler(sandbox: _Sandbox) -> type[BaseHTTPRequestHandler]:
     class InvokeHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - GET /stats: what the benchmark reads
+            times = os.times()
+            stats = {
+                "pid": os.getpid(),
+                "init_ms": round(sandbox.init_ms, 1),
+                "invocations": sandbox.invocations,
+                "aws_calls": AWS_CALLS.calls,
+                "rss_kb": _rss_kb(),
+                "cpu_s": round(times.user + times.system, 3),
+                "sys_modules": sorted(m for m in ("openai", "anthropic", "httpx", "boto3") if m in sys.modules),
+            }
+            body = json.dumps(stats).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             length = int(self.headers.get("content-length") or 0)
@@ -109,12 +178,13 @@ def main() -> None:
         # Lambda's Runtime.ImportModuleError: say so on stderr, exit non-zero; the local cloud reports it.
         traceback.print_exc()
         sys.exit(3)
-    server = HTTPServer(("127.0.0.1", args.port), _make_handler(sandbox))
+    # Threads so that /stats answers beside the local cloud's kept-alive invoke connection; the
+    # sandbox itself still runs one invocation at a time (see _Sandbox.invoke's lock).
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), _make_handler(sandbox))
+    server.daemon_threads = True
     print(json.dumps({"ready": True, "init_ms": round(sandbox.init_ms, 1)}), flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
