@@ -12,6 +12,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from deepseek_gateway.auth.authenticator import context_of
+from deepseek_gateway.auth.principal import Principal
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,10 +33,21 @@ def _sample(name: str) -> dict[str, Any]:
     return json.loads((ROOT / "events" / name).read_text())
 
 
+TEST_PRINCIPAL = Principal(tenant_id="tenant-a", principal_id="keyaaaaaaaaaaaaa", kind="api_key",
+                           scopes=frozenset({"chat"}), key_id="keyaaaaaaaaaaaaa")
+ADMIN_PRINCIPAL = Principal(tenant_id="operators", principal_id="keyadminadminadm", kind="api_key",
+                            scopes=frozenset({"admin"}), key_id="keyadminadminadm")
+
+
 def api_event(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-              raw_body: str | None = None) -> dict[str, Any]:
-    """A REST proxy event shaped like events/api_chat_completion.json."""
+              raw_body: str | None = None, principal: Principal | None = TEST_PRINCIPAL) -> dict[str, Any]:
+    """A REST proxy event shaped like events/api_chat_completion.json, as the authorizer let it through.
+
+    `principal=None` gives an event without authorizer context (what no deployed route sees).
+    """
     event = copy.deepcopy(_sample("api_chat_completion.json"))
+    if principal is not None:
+        event["requestContext"]["authorizer"] = {**context_of(principal), "principalId": principal.principal_id}
     event["httpMethod"] = method
     event["path"] = path
     event["resource"] = path

@@ -40,3 +40,29 @@ def gateway_env(local_provider, monkeypatch):
 @pytest.fixture
 def api(gateway_env):
     return load_handler("api")
+
+
+@pytest.fixture
+def tenants_table(monkeypatch):
+    """A moto tenants table with the template's key schema, wired into the functions' settings."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="tenants",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        monkeypatch.setenv("TENANTS_TABLE_NAME", "tenants")
+        monkeypatch.setenv("USAGE_PLAN_KEYS", '{"default": "usage-plan-default-key-000000"}')
+        reset_services()
+        from deepseek_gateway.auth.service import get_authenticator
+
+        get_authenticator.cache_clear()
+        yield client
+        get_authenticator.cache_clear()
+        reset_services()

@@ -15,13 +15,11 @@ from deepseek_gateway.errors import InvalidRequestError, UnrecognizedArgumentErr
 from deepseek_gateway.models.chat import ChatCompletionRequest
 from deepseek_gateway.observability import metrics
 from deepseek_gateway.routing.router import RoutedCompletion, Router
+from deepseek_gateway.validation import invalid_request
 
 _KNOWN_FIELDS = frozenset(
     info.alias or name for name, info in ChatCompletionRequest.model_fields.items()
 ) - {"extensions"}
-# Pydantic puts a union member's tag into an error's location after these: not part of the field path.
-_TAGGED_AFTER_INDEX = frozenset({"messages", "content"})
-_TAGGED = frozenset({"response_format"})
 
 
 @dataclass
@@ -53,38 +51,9 @@ def parse_request(body: Any, catalogue: Catalogue) -> ChatCompletionRequest:
     try:
         request = ChatCompletionRequest.model_validate(fields)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     request.extensions = extensions
     return request
-
-
-def _invalid(exc: ValidationError) -> InvalidRequestError:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    param = _param_path(first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    return InvalidRequestError(f"Invalid value for '{param}': {message}." if param else f"{message}.", param=param)
-
-
-def _param_path(loc: tuple[Any, ...]) -> str | None:
-    """`messages[0].content` from pydantic's location, dropping the union tags it inserts."""
-    path = ""
-    skip_next = False
-    last_name = None
-    for part in loc:
-        if skip_next:
-            skip_next = False
-            continue
-        if isinstance(part, int):
-            path += f"[{part}]"
-            skip_next = last_name in _TAGGED_AFTER_INDEX
-            continue
-        text = str(part)
-        if text == "str" or "[" in text or text[:1].isupper():
-            continue
-        path += f".{text}" if path else text
-        last_name = text
-        skip_next = text in _TAGGED
-    return path or None
 
 
 class ChatService:

@@ -79,6 +79,12 @@ class MethodNotAllowedError(GatewayError):
     code = "method_not_allowed"
 
 
+class ConflictError(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class PayloadTooLargeError(GatewayError):
     status = 413
     type = "invalid_request_error"

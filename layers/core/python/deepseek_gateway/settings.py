@@ -32,6 +32,13 @@ class ProviderSettings(BaseSettings):
 
 class Settings(ProviderSettings):
     stage: str = "local"
+
+    # Tenants and API keys (the authorizer and the admin API).
+    tenants_table_name: str | None = None
+    # OIDC issuers the authorizer trusts: a JSON list (see deepseek_gateway.auth.oidc and the README).
+    oidc_issuers: str | None = None
+    # API Gateway usage-plan key per tenant plan, returned as the authorizer's usageIdentifierKey.
+    usage_plan_keys: dict[str, str] = Field(default_factory=dict)
     service_name: str = Field(default="deepseek-gateway", alias="POWERTOOLS_SERVICE_NAME")
 
     # Logs never carry prompts, answers or keys unless this is on (local debugging only).

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from deepseek_gateway.errors import GatewayError, NotFoundError
 from deepseek_gateway.observability import logger
-from deepseek_gateway.web import routes_chat, routes_models
+from deepseek_gateway.web import routes_admin, routes_chat, routes_models
 from deepseek_gateway.web.responses import error_response
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -17,6 +17,7 @@ REQUEST_ID_HEADER = "x-request-id"
 app = APIGatewayRestResolver()
 app.include_router(routes_chat.router, prefix="/v1")
 app.include_router(routes_models.router, prefix="/v1")
+app.include_router(routes_admin.router, prefix="/admin")
 
 
 @app.exception_handler(GatewayError)

@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from deepseek_gateway.errors import InvalidRequestError, PayloadTooLargeError
 from deepseek_gateway.observability import logger
 from deepseek_gateway.streaming import to_event_stream
+from deepseek_gateway.web.auth import require
+from deepseek_gateway.web.body import read_json_body
 from deepseek_gateway.web.responses import json_response
 from deepseek_gateway.web.services import get_services
 
 router = Router()
 
 
-def read_json_body(raw: str | None, limit: int) -> object:
-    """The decoded JSON body, refusing oversize and unparsable bodies with OpenAI-shaped errors."""
-    text = raw or ""
-    size = len(text.encode("utf-8"))
-    if size > limit:
-        raise PayloadTooLargeError(f"The request body is {size} bytes; the limit is {limit} bytes.")
-    if not text.strip():
-        raise InvalidRequestError("The request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise InvalidRequestError(
-            "We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json.",
-            code="invalid_json",
-        ) from None
-
-
 @router.post("/chat/completions")
 def create_chat_completion() -> Response:
+    principal = require(router, "chat")
     services = get_services()
     started = time.perf_counter()
     body = read_json_body(router.current_event.decoded_body, services.settings.max_request_bytes)
@@ -55,6 +39,8 @@ def create_chat_completion() -> Response:
     logger.info(
         "chat completion served",
         extra={
+            "tenant_id": principal.tenant_id,
+            "key_id": principal.key_id,
             "model": request.model,
             "served_by": routed.served_by.id,
             "provider": routed.provider,

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from deepseek_gateway.catalogue import ModelEntry
+from deepseek_gateway.web.auth import caller
 from deepseek_gateway.web.responses import json_response
 from deepseek_gateway.web.services import get_services
 
@@ -38,10 +39,12 @@ def _model_object(entry: ModelEntry) -> dict[str, Any]:
 
 @router.get("/models")
 def list_models() -> Response:
+    caller(router)
     catalogue = get_services().catalogue
     return json_response(200, {"object": "list", "data": [_model_object(m) for m in catalogue.models]})
 
 
 @router.get("/models/<model>")
 def get_model(model: str) -> Response:
+    caller(router)
     return json_response(200, _model_object(get_services().catalogue.resolve(model)))

@@ -7,9 +7,11 @@ from functools import lru_cache
 
 from deepseek_gateway.catalogue import Catalogue, load_catalogue
 from deepseek_gateway.chat_service import ChatService
+from deepseek_gateway.errors import GatewayError
 from deepseek_gateway.routing.breaker import CircuitBreaker, DynamoBreakerStore, InMemoryBreakerStore
 from deepseek_gateway.routing.router import Router, RoutingPolicy
 from deepseek_gateway.settings import Settings, get_settings
+from deepseek_gateway.tenancy.store import TenantStore
 
 
 @dataclass
@@ -17,6 +19,13 @@ class Services:
     settings: Settings
     catalogue: Catalogue
     chat: ChatService
+    tenant_store: TenantStore | None = None
+
+    @property
+    def tenants(self) -> TenantStore:
+        if self.tenant_store is None:
+            raise GatewayError("The tenants table is not configured (TENANTS_TABLE_NAME).")
+        return self.tenant_store
 
 
 def build_services(settings: Settings) -> Services:
@@ -25,8 +34,9 @@ def build_services(settings: Settings) -> Services:
     from deepseek_gateway.providers.registry import build_providers
 
     catalogue = load_catalogue()
+    dynamodb = boto3.client("dynamodb")
     store = (
-        DynamoBreakerStore(settings.breaker_table_name, boto3.client("dynamodb"))
+        DynamoBreakerStore(settings.breaker_table_name, dynamodb)
         if settings.breaker_table_name
         else InMemoryBreakerStore()
     )
@@ -45,7 +55,8 @@ def build_services(settings: Settings) -> Services:
         max_retry_after_s=settings.max_retry_after_s,
     )
     router = Router(catalogue, build_providers(settings), breaker, policy)
-    return Services(settings=settings, catalogue=catalogue, chat=ChatService(catalogue, router))
+    tenants = TenantStore(settings.tenants_table_name, dynamodb) if settings.tenants_table_name else None
+    return Services(settings=settings, catalogue=catalogue, chat=ChatService(catalogue, router), tenant_store=tenants)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,1 @@
+"""Authentication: API keys and OIDC tokens, resolved to one Principal shape."""

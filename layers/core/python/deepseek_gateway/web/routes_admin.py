@@ -1,0 +1,90 @@
+"""The admin API (`admin` scope): tenants and their keys. Operators drive it with `dsg-admin`."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from deepseek_gateway.observability import logger
+from deepseek_gateway.tenancy.models import KeyCreate, TenantCreate, TenantUpdate
+from deepseek_gateway.validation import parse_model
+from deepseek_gateway.web.auth import require
+from deepseek_gateway.web.body import read_json_body
+from deepseek_gateway.web.responses import json_response
+from deepseek_gateway.web.services import get_services
+
+router = Router()
+
+# Admin bodies are small; this keeps a mistaken upload from being parsed.
+ADMIN_BODY_LIMIT = 64 * 1024
+
+
+def _body() -> object:
+    return read_json_body(router.current_event.decoded_body, ADMIN_BODY_LIMIT)
+
+
+def _operator() -> str:
+    return require(router, "admin").principal_id
+
+
+@router.post("/tenants")
+def create_tenant() -> Response:
+    operator = _operator()
+    tenant = get_services().tenants.create_tenant(parse_model(TenantCreate, _body()))
+    logger.info("tenant created", extra={"tenant_id": tenant.tenant_id, "by": operator})
+    return json_response(201, tenant.model_dump(mode="json"))
+
+
+@router.get("/tenants")
+def list_tenants() -> Response:
+    _operator()
+    tenants = get_services().tenants.list_tenants()
+    return json_response(200, {"object": "list", "data": [t.model_dump(mode="json") for t in tenants]})
+
+
+@router.get("/tenants/<tenant_id>")
+def get_tenant(tenant_id: str) -> Response:
+    _operator()
+    return json_response(200, get_services().tenants.require_tenant(tenant_id).model_dump(mode="json"))
+
+
+@router.patch("/tenants/<tenant_id>")
+def update_tenant(tenant_id: str) -> Response:
+    operator = _operator()
+    tenant = get_services().tenants.update_tenant(tenant_id, parse_model(TenantUpdate, _body()))
+    logger.info("tenant updated", extra={"tenant_id": tenant_id, "by": operator, "status": tenant.status})
+    return json_response(200, tenant.model_dump(mode="json"))
+
+
+@router.delete("/tenants/<tenant_id>")
+def disable_tenant(tenant_id: str) -> Response:
+    """Disabling keeps the tenant's records (usage, keys) and refuses its requests from then on."""
+    operator = _operator()
+    tenant = get_services().tenants.update_tenant(tenant_id, TenantUpdate(status="disabled"))
+    logger.info("tenant disabled", extra={"tenant_id": tenant_id, "by": operator})
+    return json_response(200, tenant.model_dump(mode="json"))
+
+
+@router.post("/tenants/<tenant_id>/keys")
+def create_key(tenant_id: str) -> Response:
+    operator = _operator()
+    created = get_services().tenants.create_key(tenant_id, parse_model(KeyCreate, _body()))
+    logger.info("api key created", extra={"tenant_id": tenant_id, "key_id": created.key_id, "by": operator})
+    return json_response(201, created.model_dump(mode="json"))
+
+
+@router.get("/tenants/<tenant_id>/keys")
+def list_keys(tenant_id: str) -> Response:
+    _operator()
+    store = get_services().tenants
+    store.require_tenant(tenant_id)
+    keys = [k.model_dump(mode="json") for k in store.list_keys(tenant_id)]
+    return json_response(200, {"object": "list", "data": keys})
+
+
+@router.delete("/tenants/<tenant_id>/keys/<key_id>")
+def revoke_key(tenant_id: str, key_id: str) -> Response:
+    operator = _operator()
+    revoked = get_services().tenants.revoke_key(tenant_id, key_id)
+    logger.info("api key revoked", extra={"tenant_id": tenant_id, "key_id": key_id, "by": operator})
+    return json_response(200, revoked.model_dump(mode="json"))
