@@ -36,7 +36,7 @@ def provider(cloud):
 def client(cloud):
     from openai import OpenAI
 
-    return OpenAI(base_url=cloud.info()["api_base_url"], api_key="sk-e2e", max_retries=0, timeout=30)
+    return OpenAI(base_url=cloud.info()["api_base_url"], api_key=cloud.keys["demo"], max_retries=0, timeout=30)
 
 
 @pytest.fixture

@@ -156,7 +156,48 @@ def test_tenant_update_validates_and_persists(api, tenant_key):
                             {"plan": "pro", "limits": {"requests_per_minute": 60}, "allowed_models": ["deepseek-chat"]})
     assert status == 200 and updated["plan"] == "pro" and updated["limits"]["requests_per_minute"] == 60
     assert admin(api, "GET", "/admin/tenants/acme")[1]["allowed_models"] == ["deepseek-chat"]
+    status, updated = admin(api, "PATCH", "/admin/tenants/acme", {"limits": {"tokens_per_minute": 1000}})
+    assert updated["limits"]["requests_per_minute"] == 60 and updated["limits"]["tokens_per_minute"] == 1000
     status, body = admin(api, "PATCH", "/admin/tenants/acme", {"limits": {"requests_per_minute": 0}})
     assert status == 400 and body["error"]["param"] == "limits.requests_per_minute"
     status, body = admin(api, "PATCH", "/admin/tenants/acme", {"tenant_id": "other"})
     assert status == 400 and body["error"]["param"] == "tenant_id"
+
+
+@pytest.fixture
+def issuer(tmp_path, monkeypatch, tenants_table):
+    from deepseek_gateway.auth.service import get_authenticator
+    from local_cloud.oidc_issuer import LocalIssuer
+
+    local = LocalIssuer(tmp_path).ensure()
+    monkeypatch.setenv("OIDC_ISSUERS", json.dumps([local.issuer_config()]))
+    from deepseek_gateway.web.services import reset_services
+
+    reset_services()
+    get_authenticator.cache_clear()
+    return local
+
+
+def test_oidc_token_of_a_registered_tenant_is_allowed_with_its_scopes(api, authorizer, issuer):
+    admin(api, "POST", "/admin/tenants", {"tenant_id": "acme", "name": "Acme", "plan": "pro"})
+    token = issuer.mint("acme", ["chat", "batch"], subject="alice")
+    answer = authorize(authorizer, {"Authorization": f"Bearer {token}"})
+    assert answer["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert answer["context"]["kind"] == "oidc"
+    assert answer["context"]["tenant_id"] == "acme"
+    assert answer["context"]["scopes"] == "batch chat"
+    assert answer["context"]["plan"] == "pro"
+
+
+def test_oidc_token_for_an_unregistered_tenant_is_denied(authorizer, issuer):
+    answer = authorize(authorizer, {"Authorization": f"Bearer {issuer.mint('ghost', ['chat'])}"})
+    assert answer["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+def test_oidc_token_signed_by_another_key_is_unauthorized(api, authorizer, issuer, tmp_path):
+    from local_cloud.oidc_issuer import LocalIssuer
+
+    admin(api, "POST", "/admin/tenants", {"tenant_id": "acme", "name": "Acme"})
+    impostor = LocalIssuer(tmp_path / "impostor").ensure()  # same issuer name and kid, different key
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        authorize(authorizer, {"Authorization": f"Bearer {impostor.mint('acme', ['chat'])}"})

@@ -40,6 +40,9 @@ DeepSeek Gateway is running locally (ready in {info['startup_seconds']} s).
   API base URL   {info['api_base_url']}
   AWS endpoint   {info['aws_endpoint_url']}   (region {info['region']})
   providers      {', '.join(f'{k}: {v}' for k, v in info['providers'].items())}
+  demo API key   {info['keys'].get('demo', '(no tenants table in the template)')}   (tenant "demo": chat, batch, files)
+  admin API key  {info['keys'].get('admin', '-')}   (dsg-admin --local ...)
+  OAuth2 token   {info['oidc']['mint_token']}
   endpoints file {info_path}
   function logs  {config.state_dir / 'logs'}
 

@@ -25,6 +25,7 @@ from local_cloud.apigateway import ApiServer, RestApi
 from local_cloud.deploy import Deployment, deploy
 from local_cloud.errors import LocalCloudError
 from local_cloud.functions import FunctionPool, FunctionStartError, InvocationError, base_environment
+from local_cloud.oidc_issuer import LocalIssuer
 from local_cloud.pollers import SqsPoller, sqs_mappings
 from local_cloud.provider import LocalProvider
 from local_cloud.template import Template
@@ -132,6 +133,8 @@ class LocalCloud:
         self.deployment: Deployment | None = None
         self.session: Any = None
         self.timings: dict[str, float] = {}
+        self.issuer = LocalIssuer(config.state_dir)
+        self.keys: dict[str, str] = {}
 
     # --- endpoints -----------------------------------------------------------------------------
 
@@ -163,6 +166,7 @@ class LocalCloud:
             self._step("deploy the template into moto", self._deploy)
             self._step("start every function's handler", self._start_functions)
             self._step("SQS pollers and API Gateway", self._start_front)
+            self._step("demo tenant and keys", self._seed_tenants)
         except BaseException:
             self.stop()
             raise
@@ -185,6 +189,7 @@ class LocalCloud:
             "aws:cdk:bundling-stacks": [],
             "aws:cdk:disable-asset-staging": True,
             "aws:cdk:enable-asset-metadata": True,
+            "oidc_issuers": [*self._configured_issuers(), self.issuer.ensure().issuer_config()],
         }
         for name in PROVIDERS:
             override = self.config.env.get(f"{name.upper()}_BASE_URL")
@@ -193,6 +198,17 @@ class LocalCloud:
             elif not self.config.real_provider(name):
                 context[f"{name}_base_url"] = self.provider_base_url(name)
         return context
+
+    def _configured_issuers(self) -> list[dict[str, Any]]:
+        """Issuers from the environment (OIDC_ISSUERS, a JSON list) are trusted beside the local one."""
+        raw = self.config.env.get("OIDC_ISSUERS")
+        try:
+            issuers = json.loads(raw) if raw else []
+        except ValueError as exc:
+            raise LocalCloudError(f"OIDC_ISSUERS is not valid JSON: {exc}") from exc
+        if not isinstance(issuers, list):
+            raise LocalCloudError("OIDC_ISSUERS must be a JSON list of issuer configurations")
+        return issuers
 
     def _synthesize(self) -> None:
         outdir = self.config.state_dir / "cdk.out"
@@ -284,12 +300,35 @@ class LocalCloud:
         self.api_server = ApiServer(self.config.host, self.config.api_port, RestApi(self.deployment, self.pools))
         self.api_server.serve_in_background()
 
+    def tenants_table(self) -> str | None:
+        assert self.deployment is not None
+        for spec in self.deployment.function_specs():
+            if spec.environment.get("TENANTS_TABLE_NAME"):
+                return spec.environment["TENANTS_TABLE_NAME"]
+        return None
+
+    def _seed_tenants(self) -> None:
+        """An operators tenant with an admin key and a demo tenant with a chat key, as dsg-admin would."""
+        from deepseek_gateway.tenancy.models import KeyCreate, TenantCreate
+        from deepseek_gateway.tenancy.store import TenantStore
+
+        table = self.tenants_table()
+        if table is None:
+            return
+        store = TenantStore(table, self.session.client("dynamodb"))
+        store.create_tenant(TenantCreate(tenant_id="operators", name="Gateway operators"))
+        self.keys["admin"] = store.create_key("operators", KeyCreate(name="local admin", scopes=["admin"])).key
+        store.create_tenant(TenantCreate(tenant_id="demo", name="Demo tenant"))
+        self.keys["demo"] = store.create_key(
+            "demo", KeyCreate(name="local demo", scopes=["chat", "batch", "files"])).key
+
     # --- info and stop -------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
         api_base = f"{self.api_url}/v1"
         control = f"http://{self.config.host}:{self.config.provider_port}/_control"
         stats = f"http://127.0.0.1:{self.invoke_server.server_address[1]}/stats" if self.invoke_server else None
+        demo_key = self.keys.get("demo", "<key>")
         chat_body = '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "Hello"}]}'
         return {
             "api_base_url": api_base,
@@ -300,13 +339,17 @@ class LocalCloud:
                           for name in PROVIDERS},
             "provider_control_url": control,
             "stats_url": stats,
+            "keys": self.keys,
+            "tables": {"tenants": self.tenants_table() if self.deployment else None},
+            "oidc": {"issuer": self.issuer.issuer_config()["issuer"], "audience": "deepseek-gateway",
+                     "mint_token": "python -m local_cloud.token --tenant demo --scopes chat"},
             "functions": {p.spec.logical_id: {"name": p.spec.name, "log": str(p.log_path)}
                           for p in self.pools.values()},
             "examples": {
-                "openai_sdk": f'OpenAI(base_url="{api_base}", api_key="<key>")',
-                "curl": (f"curl {api_base}/chat/completions -H 'Authorization: Bearer <key>' "
+                "openai_sdk": f'OpenAI(base_url="{api_base}", api_key="{demo_key}")',
+                "curl": (f"curl {api_base}/chat/completions -H 'Authorization: Bearer {demo_key}' "
                          f"-H 'Content-Type: application/json' -d '{chat_body}'"),
-                "s3_upload": f"aws --endpoint-url {self.aws_endpoint} s3 cp batch.jsonl s3://<uploads-bucket>/<tenant>/",
+                "s3_upload": f"aws --endpoint-url {self.aws_endpoint} s3 cp batch.jsonl s3://<uploads-bucket>/demo/",
                 "fail_deepseek": f"curl -X PUT {control}/deepseek -d '{{\"status\": 500}}'",
             },
             "startup_seconds": round(sum(self.timings.values()), 1),

@@ -97,9 +97,12 @@ class TenantStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def update_tenant(self, tenant_id: str, changes: TenantUpdate) -> Tenant:
-        current = self.require_tenant(tenant_id)
-        merged = current.model_copy(update={**changes.model_dump(exclude_unset=True), "updated_at": int(self._clock())})
-        tenant = Tenant.model_validate(merged.model_dump())
+        current = self.require_tenant(tenant_id).model_dump()
+        for field, value in changes.model_dump(exclude_unset=True).items():
+            # limits and notifications merge field by field, so a PATCH of one limit keeps the others
+            is_nested = isinstance(value, dict) and isinstance(current.get(field), dict)
+            current[field] = {**current[field], **value} if is_nested else value
+        tenant = Tenant.model_validate({**current, "updated_at": int(self._clock())})
         self._db.put_item(
             TableName=self._table,
             Item=_item({"pk": f"TENANT#{tenant_id}", "sk": "TENANT", **tenant.model_dump(mode="json")}),
