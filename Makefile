@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration infra e2e synth bench clean
+.PHONY: install run test lint unit integration infra e2e layer-test cdk-cli synth bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ integration: install
 
 e2e: install
 	$(BIN)/pytest tests/e2e
+
+infra: install
+	$(BIN)/pytest tests/infra
+
+# Builds the dependency layer for real (pip download for manylinux aarch64; no Docker).
+layer-test: install
+	RUN_BUNDLING_TEST=1 $(BIN)/pytest tests/infra/test_cdk_bundling.py
+
+# The CDK CLI (`npx cdk synth`, `npx cdk deploy`), installed into node_modules from npm.
+cdk-cli:
+	npm install --no-save --no-audit --no-fund aws-cdk@2
 
 synth: install
 	$(BIN)/python infra/cdk/app.py

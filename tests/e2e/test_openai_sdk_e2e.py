@@ -68,7 +68,8 @@ def test_unknown_argument_raises_bad_request(client):
 def test_body_over_the_functions_limit_is_413_in_openai_shape(cloud):
     big = [{"role": "user", "content": "x" * 1_100_000}]
     response = httpx.post(f"{cloud.info()['api_base_url']}/chat/completions",
-                          json={"model": "deepseek-chat", "messages": big}, timeout=30)
+                          json={"model": "deepseek-chat", "messages": big}, timeout=30,
+                          headers={"Authorization": f"Bearer {cloud.keys['demo']}"})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
 

@@ -133,7 +133,8 @@ class RestApi:
                        "REQUEST_TOO_LARGE": 413, "THROTTLED": 429, "AUTHORIZER_FAILURE": 500,
                        "INTEGRATION_FAILURE": 504, "INTEGRATION_TIMEOUT": 504, "DEFAULT_5XX": 502}
 
-    def gateway_response(self, kind: str, message: str, request_id: str) -> tuple[int, dict[str, str], bytes]:
+    def gateway_response(self, kind: str, message: str, request_id: str,
+                         authorizer: dict[str, Any] | None = None) -> tuple[int, dict[str, str], bytes]:
         status = self._DEFAULT_STATUS.get(kind, 400)
         fallback = "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
         response = self.responses.get(kind) or self.responses.get(fallback)
@@ -146,6 +147,7 @@ class RestApi:
                 .replace("$context.error.message", message)
                 .replace("$context.error.responseType", kind)
                 .replace("$context.requestId", request_id))
+        body = re.sub(r"\$context\.authorizer\.(\w+)", lambda m: str((authorizer or {}).get(m.group(1), "")), body)
         headers.update(response.headers)
         return response.status or status, headers, body.encode()
 
@@ -253,7 +255,8 @@ class RestApi:
                 authorizer.cache[identity] = (time.monotonic() + authorizer.ttl_s, result)
         if not _allows(result, method_arn):
             return self.gateway_response(
-                "ACCESS_DENIED", "User is not authorized to access this resource with an explicit deny", request_id
+                "ACCESS_DENIED", "User is not authorized to access this resource with an explicit deny", request_id,
+                authorizer=result.get("context") if isinstance(result, dict) else None,
             )
         context = dict(result.get("context") or {})
         context["principalId"] = result.get("principalId")

@@ -1,0 +1,1 @@
+"""The DeepSeek Gateway CDK app: configuration, the stack, and one construct per concern."""

@@ -1,0 +1,284 @@
+"""Every Lambda function of the gateway, built the same way from a list of `FunctionSpec`s.
+
+Each function: arm64, the newest Python runtime the Powertools public layer exists for, three layers
+(Powertools public layer, the dependency layer built from the project's pins, the core library),
+X-Ray tracing, its own KMS-encrypted log group with retention, its own IAM role holding only its
+grants, SnapStart on published versions and a `live` alias that API Gateway, event sources and
+CodeDeploy use.
+
+A new function is one more `FunctionSpec` in `function_specs()` (and its folder under functions/).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from ..bundling import dependency_layer_code
+from ..config import GatewayConfig
+from ..paths import FUNCTIONS_DIR, LAYERS_DIR, PYPROJECT
+from .common import encrypted_log_group
+from .grants import Grant, SharedResources, read_provider_secret, read_table, read_write_table
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+ALIAS_NAME = "live"
+
+POWERTOOLS_ACCOUNT = "017000801446"
+
+SERVICE_NAME = "deepseek-gateway"
+METRICS_NAMESPACE = "DeepSeekGateway"
+
+_ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/*.egg-info", "**/.pytest_cache"]
+
+
+def powertools_layer_arn(region: str, version: int, *, partition: str = "aws") -> str:
+    python = RUNTIME.name.replace(".", "")  # python3.14 -> python314
+    return (
+        f"arn:{partition}:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:"
+        f"AWSLambdaPowertoolsPythonV3-{python}-arm64:{version}"
+    )
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function: its folder under functions/, sizing, environment and grants."""
+
+    name: str
+    description: str
+    timeout: Duration = field(default_factory=lambda: Duration.seconds(30))
+    memory_mb: int = 512
+    environment: Mapping[str, str] = field(default_factory=dict)
+    grants: tuple[Grant, ...] = ()
+    handler: str = "handler.lambda_handler"
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int = 0
+    # Invoked synchronously (API Gateway): errors go back to the caller, a DLQ would never fill.
+    synchronous: bool = False
+
+    @property
+    def code_dir(self) -> Path:
+        return FUNCTIONS_DIR / self.name
+
+    @property
+    def construct_id(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+def api_timeout(config: GatewayConfig) -> Duration:
+    """The api function outlives API Gateway's integration timeout by one second, no more."""
+    return Duration.seconds(config.integration_timeout_s + 1)
+
+
+def has_handler(name: str) -> bool:
+    return (FUNCTIONS_DIR / name / "handler.py").is_file()
+
+
+def authorizer_spec(config: GatewayConfig) -> FunctionSpec:
+    environment = {"USAGE_PLAN_KEYS": json.dumps({"default": config.usage_plan_key("default")})}
+    if config.oidc_issuers:
+        environment["OIDC_ISSUERS"] = json.dumps(list(config.oidc_issuers), separators=(",", ":"))
+    return FunctionSpec(
+        name="authorizer",
+        description="API Gateway REQUEST authorizer: gateway API keys and OIDC JWTs",
+        timeout=Duration.seconds(10),
+        memory_mb=512,
+        environment=environment,
+        grants=(read_table("tenants"),),
+        synchronous=True,
+    )
+
+
+def function_specs(config: GatewayConfig) -> list[FunctionSpec]:
+    """The functions that exist. Later capabilities add one entry each.
+
+    The authorizer joins when its handler exists; with it, the API switches from IAM
+    authorization to the Lambda authorizer and usage-plan keys.
+    """
+    specs = [
+        FunctionSpec(
+            name="api",
+            description="OpenAI-compatible HTTP API: the synchronous path, all providers in-process",
+            timeout=api_timeout(config),
+            memory_mb=1024,
+            environment={
+                # The core gives up (504 in the OpenAI shape) before API Gateway does.
+                "REQUEST_DEADLINE_S": str(max(1, config.integration_timeout_s - 1)),
+            },
+            grants=(
+                read_write_table("breaker"),
+                read_write_table("tenants"),  # the admin API: tenants and keys
+                read_provider_secret("deepseek"),
+                read_provider_secret("openai"),
+                read_provider_secret("anthropic"),
+            ),
+            reserved_concurrency=config.reserved_concurrency,
+            provisioned_concurrency=config.provisioned_concurrency,
+            synchronous=True,
+        ),
+    ]
+    if has_handler("authorizer"):
+        specs.append(authorizer_spec(config))
+    return specs
+
+
+class GatewayFunction(Construct):
+    """One function with its role, log group, SnapStart version and `live` alias."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: FunctionSpec,
+        config: GatewayConfig,
+        layers: list[lambda_.ILayerVersion],
+        logs_key: kms.IKey,
+        resources: SharedResources,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.spec = spec
+        self.log_group = encrypted_log_group(self, "LogGroup", key=logs_key, config=config)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"DeepSeek Gateway {config.stage}: the {spec.name} function",
+        )
+        self.log_group.grant_write(self.role)
+
+        # SnapStart and provisioned concurrency cannot be combined on one version.
+        snap_start = None if spec.provisioned_concurrency else lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=spec.description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=spec.handler,
+            code=lambda_.Code.from_asset(str(spec.code_dir), exclude=_ASSET_EXCLUDES),
+            layers=layers,
+            timeout=spec.timeout,
+            memory_size=spec.memory_mb,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            snap_start=snap_start,
+            reserved_concurrent_executions=spec.reserved_concurrency,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
+                # Responses carry prompts and completions: keep them out of X-Ray.
+                "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+                "STAGE": config.stage,
+                **spec.environment,
+            },
+        )
+        for grant in spec.grants:
+            grant(resources, self.function)
+
+        self.alias = lambda_.Alias(
+            self,
+            "LiveAlias",
+            alias_name=ALIAS_NAME,
+            version=self.function.current_version,
+            provisioned_concurrent_executions=spec.provisioned_concurrency or None,
+        )
+        CfnOutput(
+            self, "FunctionName", value=self.function.function_name, description=f"The {spec.name} function"
+        ).override_logical_id(f"{spec.construct_id}FunctionName")
+
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="@aws-cdk/aws-lambda:snapStartRequirePublish",
+                reason="Every deploy publishes a version (current_version) behind the live alias; "
+                "nothing invokes $LATEST.",
+            )
+        )
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="Only xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) use "
+                "Resource '*': X-Ray supports no resource-level permissions for them. Every other "
+                "statement names its resource.",
+            )
+        )
+        if spec.synchronous:
+            Validations.of(self.function).acknowledge(
+                Acknowledgment(
+                    id="Serverless-LambdaDLQ",
+                    reason=f"API Gateway invokes the {spec.name} function synchronously and gets its "
+                    "error back; a DLQ only receives failed asynchronous invocations.",
+                )
+            )
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: GatewayConfig,
+        logs_key: kms.IKey,
+        resources: SharedResources,
+        specs: list[FunctionSpec] | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        layer_removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+
+        powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "Layer0Powertools",
+            powertools_layer_arn(stack.region, config.powertools_layer_version, partition=stack.partition),
+        )
+        self.dependency_layer = lambda_.LayerVersion(
+            self,
+            "Layer1Dependencies",
+            description="Third-party dependencies pinned in pyproject.toml (less boto3 and Powertools)",
+            code=dependency_layer_code(
+                source_dir=LAYERS_DIR / "deps", pyproject=PYPROJECT, runtime=RUNTIME, architecture=ARCHITECTURE
+            ),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            removal_policy=layer_removal,
+        )
+        self.core_layer = lambda_.LayerVersion(
+            self,
+            "Layer2Core",
+            description="The deepseek_gateway core library",
+            code=lambda_.Code.from_asset(str(LAYERS_DIR / "core"), exclude=_ASSET_EXCLUDES),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            removal_policy=layer_removal,
+        )
+        # Order matters: Lambda extracts layers in order and later ones overwrite earlier files in
+        # /opt/python, so our pins must come after whatever the Powertools layer bundles. CDK sorts a
+        # function's layers by construct path, hence the numbered construct ids.
+        layers = [powertools, self.dependency_layer, self.core_layer]
+
+        self.functions: dict[str, GatewayFunction] = {}
+        for spec in specs if specs is not None else function_specs(config):
+            self.functions[spec.name] = GatewayFunction(
+                self,
+                spec.construct_id,
+                spec=spec,
+                config=config,
+                layers=layers,
+                logs_key=logs_key,
+                resources=resources,
+            )
+
+    def alias(self, name: str) -> lambda_.Alias | None:
+        function = self.functions.get(name)
+        return function.alias if function else None

@@ -1,0 +1,255 @@
+"""Deployment configuration, read once from the CDK context (`cdk.json` and `-c key=value`).
+
+Every knob an operator may turn lives here, with its default; constructs receive a `GatewayConfig`
+and never read the context themselves. Values given on the command line arrive as strings
+(`-c waf=true`, `-c reserved_concurrency=50`), so each is parsed by type.
+
+Per-stage overrides live under the context key `stages`, e.g. `{"stages": {"prod": {"waf": true}}}`:
+a value there wins over the top-level key of the same name (including one given with `-c`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import aws_logs as logs
+from constructs import Node
+
+# The stage whose resources are retained, deletion-protected and deployed by canary.
+PROD_STAGE = "prod"
+
+DEFAULTS: dict[str, Any] = {
+    "stage": "dev",
+    "region": "us-east-1",
+    "account": None,
+    "oidc_issuers": [],
+    "waf": False,
+    "waf_rate_limit": 2000,
+    "alarm_email": None,
+    "provisioned_concurrency": 0,
+    "reserved_concurrency": None,
+    "log_retention_days": 30,
+    "log_level": "INFO",
+    "authorizer_cache_ttl_s": 300,
+    "throttle_rate_limit": 100,
+    "throttle_burst_limit": 200,
+    "usage_plan_rate_limit": 50,
+    "usage_plan_burst_limit": 100,
+    "usage_plan_quota_per_day": None,
+    "integration_timeout_s": 29,
+    "deepseek_base_url": "https://api.deepseek.com",
+    "openai_base_url": "https://api.openai.com/v1",
+    "anthropic_base_url": "https://api.anthropic.com",
+    "powertools_layer_version": 38,
+}
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+_STAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+class ConfigError(ValueError):
+    """A context value that cannot be used; the message names the key."""
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off", ""}:
+        return False
+    raise ConfigError(f"context `{key}` must be a boolean, got {value!r}")
+
+
+def _int(key: str, value: Any, *, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"context `{key}` must be an integer, got {value!r}") from None
+    if isinstance(value, float) and value != number:
+        raise ConfigError(f"context `{key}` must be an integer, got {value!r}")
+    if number < minimum:
+        raise ConfigError(f"context `{key}` must be >= {minimum}, got {number}")
+    return number
+
+
+def _optional_int(key: str, value: Any, *, minimum: int = 0) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none", "null"}):
+        return None
+    return _int(key, value, minimum=minimum)
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text if text and text.lower() not in {"none", "null"} else None
+
+
+def _issuers(value: Any) -> tuple[Mapping[str, Any], ...]:
+    """OIDC issuers for the authorizer: a list of issuer objects (JSON text from the command line).
+
+    Each object is the core's issuer configuration (`issuer`, `audiences`, `jwks_url` or
+    `jwks_file`, `flavor`, ...); the authorizer validates the details at cold start.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return ()
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"context `oidc_issuers` is not valid JSON: {exc}") from None
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"context `oidc_issuers` must be a list of issuer objects, got {value!r}")
+    for item in value:
+        if not isinstance(item, Mapping) or not isinstance(item.get("issuer"), str) or not item["issuer"]:
+            raise ConfigError(f"context `oidc_issuers` entries must be objects with an `issuer`, got {item!r}")
+    issuers = [item["issuer"] for item in value]
+    if len(set(issuers)) != len(issuers):
+        raise ConfigError("context `oidc_issuers` lists an issuer more than once")
+    return tuple(dict(item) for item in value)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    stage: str = DEFAULTS["stage"]
+    region: str = DEFAULTS["region"]
+    account: str | None = None
+    oidc_issuers: tuple[Mapping[str, Any], ...] = ()
+    waf: bool = False
+    waf_rate_limit: int = DEFAULTS["waf_rate_limit"]
+    alarm_email: str | None = None
+    provisioned_concurrency: int = 0
+    reserved_concurrency: int | None = None
+    log_retention_days: int = DEFAULTS["log_retention_days"]
+    log_level: str = DEFAULTS["log_level"]
+    authorizer_cache_ttl_s: int = DEFAULTS["authorizer_cache_ttl_s"]
+    throttle_rate_limit: int = DEFAULTS["throttle_rate_limit"]
+    throttle_burst_limit: int = DEFAULTS["throttle_burst_limit"]
+    usage_plan_rate_limit: int = DEFAULTS["usage_plan_rate_limit"]
+    usage_plan_burst_limit: int = DEFAULTS["usage_plan_burst_limit"]
+    usage_plan_quota_per_day: int | None = None
+    integration_timeout_s: int = DEFAULTS["integration_timeout_s"]
+    deepseek_base_url: str = DEFAULTS["deepseek_base_url"]
+    openai_base_url: str = DEFAULTS["openai_base_url"]
+    anthropic_base_url: str = DEFAULTS["anthropic_base_url"]
+    powertools_layer_version: int = DEFAULTS["powertools_layer_version"]
+
+    def __post_init__(self) -> None:
+        if not _STAGE_RE.match(self.stage):
+            raise ConfigError(f"context `stage` must match {_STAGE_RE.pattern}, got {self.stage!r}")
+        if self.log_retention_days not in _RETENTION:
+            raise ConfigError(
+                f"context `log_retention_days` must be one of {sorted(_RETENTION)}, got {self.log_retention_days}"
+            )
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"context `log_level` is not a log level: {self.log_level!r}")
+        if not 0 <= self.authorizer_cache_ttl_s <= 3600:
+            raise ConfigError("context `authorizer_cache_ttl_s` must be between 0 and 3600")
+        if not 1 <= self.integration_timeout_s <= 300:
+            raise ConfigError("context `integration_timeout_s` must be between 1 and 300")
+
+    @property
+    def is_prod(self) -> bool:
+        return self.stage == PROD_STAGE
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return _RETENTION[self.log_retention_days]
+
+    @property
+    def stack_name(self) -> str:
+        return f"DeepSeekGateway-{self.stage}"
+
+    def usage_plan_key(self, plan: str) -> str:
+        """The API Gateway API key value that identifies a usage plan (the authorizer returns it).
+
+        With `apiKeySource: AUTHORIZER` clients never send this value: it is an identifier the
+        authorizer hands to API Gateway, not a credential, so it can be a fixed, readable string.
+        API key values are unique per account and region, hence the stage in it.
+        """
+        return f"deepseek-gateway-{self.stage}-usage-plan-{plan}"
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> GatewayConfig:
+        """Build from a flat mapping of context values (missing keys take their defaults)."""
+        unknown = sorted(set(values) - set(DEFAULTS))
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        v = {**DEFAULTS, **{k: val for k, val in values.items() if val is not None}}
+        return cls(
+            stage=str(v["stage"]).strip(),
+            region=str(v["region"]).strip(),
+            account=_optional_str(v["account"]),
+            oidc_issuers=_issuers(v["oidc_issuers"]),
+            waf=_bool("waf", v["waf"]),
+            waf_rate_limit=_int("waf_rate_limit", v["waf_rate_limit"], minimum=10),
+            alarm_email=_optional_str(v["alarm_email"]),
+            provisioned_concurrency=_int("provisioned_concurrency", v["provisioned_concurrency"] or 0),
+            reserved_concurrency=_optional_int("reserved_concurrency", v["reserved_concurrency"], minimum=1),
+            log_retention_days=_int("log_retention_days", v["log_retention_days"], minimum=1),
+            log_level=str(v["log_level"]).strip().upper(),
+            authorizer_cache_ttl_s=_int("authorizer_cache_ttl_s", v["authorizer_cache_ttl_s"]),
+            throttle_rate_limit=_int("throttle_rate_limit", v["throttle_rate_limit"], minimum=1),
+            throttle_burst_limit=_int("throttle_burst_limit", v["throttle_burst_limit"], minimum=1),
+            usage_plan_rate_limit=_int("usage_plan_rate_limit", v["usage_plan_rate_limit"], minimum=1),
+            usage_plan_burst_limit=_int("usage_plan_burst_limit", v["usage_plan_burst_limit"], minimum=1),
+            usage_plan_quota_per_day=_optional_int(
+                "usage_plan_quota_per_day", v["usage_plan_quota_per_day"], minimum=1
+            ),
+            integration_timeout_s=_int("integration_timeout_s", v["integration_timeout_s"], minimum=1),
+            deepseek_base_url=str(v["deepseek_base_url"]),
+            openai_base_url=str(v["openai_base_url"]),
+            anthropic_base_url=str(v["anthropic_base_url"]),
+            powertools_layer_version=_int("powertools_layer_version", v["powertools_layer_version"], minimum=1),
+        )
+
+    @classmethod
+    def from_node(cls, node: Node, *, stage: str | None = None) -> GatewayConfig:
+        """Read the context of `node`: defaults, then top-level keys, then `stages.<stage>`.
+
+        The `stage` argument (tests, multi-stage apps) wins over the `stage` context key.
+        """
+        chosen = stage or node.try_get_context("stage") or DEFAULTS["stage"]
+        stages = node.try_get_context("stages") or {}
+        if isinstance(stages, str):
+            stages = json.loads(stages)
+        values: dict[str, Any] = {}
+        for key in DEFAULTS:
+            value = node.try_get_context(key)
+            if value is not None:
+                values[key] = value
+        values.update(stages.get(chosen) or {})
+        values["stage"] = chosen
+        return cls.from_values(values)

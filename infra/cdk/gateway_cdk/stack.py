@@ -1,0 +1,86 @@
+"""The gateway stack: one per stage, composing one construct per concern."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack, Tags
+from constructs import Construct
+
+from .components.api import Api
+from .components.deployment import Deployment
+from .components.encryption import Encryption
+from .components.functions import Functions
+from .components.grants import SharedResources
+from .components.messaging import Messaging
+from .components.monitoring import Monitoring
+from .components.orchestration import Orchestration
+from .components.secrets import ProviderSecrets
+from .components.storage import Storage
+from .config import GatewayConfig
+
+
+class GatewayStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: GatewayConfig,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        Tags.of(self).add("project", "deepseek-gateway")
+        Tags.of(self).add("stage", config.stage)
+
+        self.encryption = Encryption(self, "Encryption", config=config)
+        self.storage = Storage(self, "Storage", config=config, key=self.encryption.data_key)
+        self.secrets = ProviderSecrets(self, "Secrets", config=config, key=self.encryption.data_key)
+        self.messaging = Messaging(self, "Messaging", key=self.encryption.data_key)
+        resources = SharedResources(
+            config=config,
+            tables=self.storage.tables,
+            buckets=self.storage.buckets,
+            queues=self.messaging.queues,
+            secrets=self.secrets.secrets,
+        )
+        self.functions = Functions(
+            self,
+            "Functions",
+            config=config,
+            logs_key=self.encryption.logs_key,
+            resources=resources,
+        )
+        self.api = Api(
+            self,
+            "Api",
+            config=config,
+            handler=self.functions.functions["api"].alias,
+            authorizer_handler=self.functions.alias("authorizer"),
+            logs_key=self.encryption.logs_key,
+        )
+        self.orchestration = Orchestration(
+            self,
+            "Orchestration",
+            config=config,
+            logs_key=self.encryption.logs_key,
+            aliases={name: f.alias for name, f in self.functions.functions.items()},
+            resources=resources,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            key=self.encryption.data_key,
+            api_name=self.api.rest_api_name,
+            functions=self.functions.functions,
+            queues=self.messaging.queues,
+        )
+        self.deployment = Deployment(
+            self,
+            "Deployment",
+            config=config,
+            functions=self.functions.functions,
+            alarms=self.monitoring.function_alarms,
+        )
+        for provider, secret in self.secrets.secrets.items():
+            CfnOutput(self, f"{provider.capitalize()}SecretArn", value=secret.secret_arn)

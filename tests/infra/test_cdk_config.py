@@ -1,0 +1,81 @@
+"""Configuration: context values (cdk.json, `-c key=value` strings, per-stage blocks) parsed and checked."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk import App
+from gateway_cdk.app_factory import cdk_json_context
+from gateway_cdk.config import DEFAULTS, ConfigError, GatewayConfig
+
+
+def test_cdk_json_declares_every_configuration_key() -> None:
+    context = cdk_json_context()
+    assert set(DEFAULTS) <= set(context)
+    for key, default in DEFAULTS.items():
+        if key not in {"stage"}:
+            assert context[key] == default, key
+
+
+def test_command_line_strings_are_parsed_by_type() -> None:
+    config = GatewayConfig.from_values(
+        {
+            "waf": "true",
+            "reserved_concurrency": "50",
+            "provisioned_concurrency": "2",
+            "log_retention_days": "90",
+            "oidc_issuers": '[{"issuer": "https://id.example.com/realms/a", "audiences": ["gateway"], '
+            '"jwks_url": "https://id.example.com/realms/a/protocol/openid-connect/certs", "flavor": "keycloak"}]',
+            "alarm_email": "",
+        }
+    )
+    assert config.waf is True
+    assert config.reserved_concurrency == 50
+    assert config.provisioned_concurrency == 2
+    assert config.log_retention_days == 90
+    assert [issuer["issuer"] for issuer in config.oidc_issuers] == ["https://id.example.com/realms/a"]
+    assert config.alarm_email is None
+
+
+def test_oidc_issuers_are_issuer_objects_as_the_authorizer_reads_them() -> None:
+    issuer = {"issuer": "https://a.example.com", "audiences": ["gw"], "jwks_url": "https://a.example.com/jwks"}
+    assert GatewayConfig.from_values({"oidc_issuers": [issuer]}).oidc_issuers == (issuer,)
+    assert GatewayConfig.from_values({"oidc_issuers": "[]"}).oidc_issuers == ()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("log_retention_days", 31),
+        ("waf", "maybe"),
+        ("stage", "Prod!"),
+        ("authorizer_cache_ttl_s", 7200),
+        ("integration_timeout_s", 0),
+        ("oidc_issuers", ["https://a.example.com"]),
+        ("oidc_issuers", [{"issuer": "https://a.example.com"}, {"issuer": "https://a.example.com"}]),
+        ("oidc_issuers", "[not json"),
+        ("reserved_concurrency", 0),
+        ("log_level", "LOUD"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_key(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=key):
+        GatewayConfig.from_values({key: value})
+
+
+def test_an_unknown_key_in_a_stage_block_is_refused() -> None:
+    app = App(context={"stages": {"prod": {"wafff": True}}})
+    with pytest.raises(ConfigError, match="wafff"):
+        GatewayConfig.from_node(app.node, stage="prod")
+
+
+def test_a_stage_block_overrides_the_top_level_value_for_that_stage_only() -> None:
+    app = App(context={"log_retention_days": 14, "stages": {"prod": {"log_retention_days": 365}}})
+    assert GatewayConfig.from_node(app.node, stage="prod").log_retention_days == 365
+    assert GatewayConfig.from_node(app.node, stage="dev").log_retention_days == 14
+
+
+def test_the_stage_comes_from_the_context_and_only_prod_is_production() -> None:
+    app = App(context={"stage": "prod"})
+    config = GatewayConfig.from_node(app.node)
+    assert config.stage == "prod" and config.is_prod and config.stack_name == "DeepSeekGateway-prod"
+    assert not GatewayConfig.from_node(App().node).is_prod

@@ -1,0 +1,85 @@
+"""cdk-nag: the AwsSolutions and Serverless packs find nothing that is not acknowledged with a reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk
+import pytest
+from gateway_cdk.app_factory import build_app
+from gateway_cdk.components.functions import has_handler
+
+from tests.infra.infra_helpers import context_with
+
+# Every finding the stack acknowledges, and where. A new acknowledgment must be added here too,
+# so that it is seen in review; the reasons live next to the code that needs them.
+ACKNOWLEDGED = {
+    ("AwsSolutions-APIG2", "Api/RestApi/Resource"),
+    ("AwsSolutions-APIG3", "Api/RestApi/DeploymentStage.dev/Resource"),  # WAF off (dev default)
+    ("AwsSolutions-COG4", "Api/RestApi/Default/v1/chat/completions/POST/Resource"),
+    ("AwsSolutions-COG4", "Api/RestApi/Default/v1/models/GET/Resource"),
+    ("AwsSolutions-COG4", "Api/RestApi/Default/v1/models/{model}/GET/Resource"),
+    ("AwsSolutions-COG4", "Api/RestApi/Default/v1/{proxy+}/ANY/Resource"),
+    (
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AmazonAPIGatewayPushToCloudWatchLogs]",
+        "Api/RestApi/CloudWatchRole/Resource",
+    ),
+    (
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSCodeDeployRoleForLambdaLimited]",
+        "Deployment/ApiDeploymentGroup/ServiceRole/Resource",
+    ),
+    ("AwsSolutions-IAM5[Resource::*]", "Functions/Api/Role/DefaultPolicy/Resource"),
+    ("AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", "Functions/Api/Role/DefaultPolicy/Resource"),
+    ("AwsSolutions-IAM5[Action::kms:ReEncrypt*]", "Functions/Api/Role/DefaultPolicy/Resource"),
+    ("AwsSolutions-SMG4", "Secrets/DeepseekApiKey/Resource"),
+    ("AwsSolutions-SMG4", "Secrets/OpenaiApiKey/Resource"),
+    ("AwsSolutions-SMG4", "Secrets/AnthropicApiKey/Resource"),
+    ("Serverless-LambdaDLQ", "Functions/Api/Function/Resource"),
+    ("Serverless-SQSRedrivePolicy", "Messaging/Ingestion/DeadLetterQueue/Resource"),
+    ("Serverless-SQSRedrivePolicy", "Messaging/Notifications/DeadLetterQueue/Resource"),
+    ("Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish", "Functions/Api/Function"),
+}
+
+
+if has_handler("authorizer"):
+    ACKNOWLEDGED |= {
+        ("AwsSolutions-IAM5[Resource::*]", "Functions/Authorizer/Role/DefaultPolicy/Resource"),
+        ("Serverless-LambdaDLQ", "Functions/Authorizer/Function/Resource"),
+        ("Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish", "Functions/Authorizer/Function"),
+        (
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSCodeDeployRoleForLambdaLimited]",
+            "Deployment/AuthorizerDeploymentGroup/ServiceRole/Resource",
+        ),
+    }
+
+
+def _findings(report_path: Path) -> set[tuple[str, str]]:
+    if not report_path.exists():
+        return set()
+    report = json.loads(report_path.read_text())
+    return {
+        (violation["ruleName"], construct["constructPath"].split("/", 1)[1])
+        for plugin in report.get("pluginReports", [])
+        for violation in plugin.get("violations", [])
+        for construct in violation.get("violatingConstructs", [])
+    }
+
+
+def test_synthesis_with_both_packs_reports_no_unacknowledged_finding(synthesized) -> None:
+    assert _findings(synthesized.outdir / "validation-report.json") == set()
+    assert synthesized.synth_error is None, str(synthesized.synth_error)
+
+
+def test_the_packs_run_and_the_acknowledgments_are_exactly_the_known_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without acknowledgments, both packs report exactly the findings listed above."""
+    monkeypatch.setattr(aws_cdk.Validations, "acknowledge", lambda self, *rules: None)
+    app, _ = build_app(context_with(), stages=["dev"], outdir=str(tmp_path))
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    assert _findings(tmp_path / "validation-report.json") == ACKNOWLEDGED
