@@ -6,6 +6,9 @@ import pytest
 from local_cloud.cloud import LocalCloud, LocalCloudConfig
 from local_cloud.functions import free_port
 
+# Short, so the revocation test can watch a cached authorization expire.
+AUTHORIZER_TTL_S = 2
+
 
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory):
@@ -15,6 +18,7 @@ def cloud(tmp_path_factory):
         provider_port=free_port(),
         state_dir=tmp_path_factory.mktemp("local-cloud"),
         concurrency=2,
+        context={"authorizer_cache_ttl_s": AUTHORIZER_TTL_S},
     )
     # Real keys in the developer's environment must not turn tests into calls to real providers.
     for name in ("DEEPSEEK", "OPENAI", "ANTHROPIC"):

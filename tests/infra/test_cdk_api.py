@@ -6,7 +6,6 @@ import json
 
 import pytest
 from aws_cdk import App, Stack
-from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
@@ -50,13 +49,14 @@ def test_it_is_a_regional_rest_api_with_authorizer_fed_api_keys(raw_template: di
     assert props(api)["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
 
 
-def test_openai_routes_are_proxied_to_the_live_alias_of_the_api_function(raw_template: dict) -> None:
+def test_openai_and_admin_routes_are_proxied_to_the_live_alias_of_the_api_function(raw_template: dict) -> None:
     routes = _routes(raw_template)
     assert set(routes) == {
         ("POST", "/v1/chat/completions"),
         ("GET", "/v1/models"),
         ("GET", "/v1/models/{model}"),
         ("ANY", "/v1/{proxy+}"),
+        ("ANY", "/admin/{proxy+}"),
     }
     (alias,) = [a for a in resources(raw_template, "AWS::Lambda::Alias") if a.startswith("FunctionsApi")]
     for method in routes.values():
@@ -128,7 +128,7 @@ def test_gateway_errors_are_in_the_openai_error_shape(
     assert response.get("StatusCode") == status
     template = response["ResponseTemplates"]["application/json"]
     # Render the VTL as API Gateway would for a message, then parse it.
-    if response_type == apigw.ResponseType.ACCESS_DENIED:
+    if response_type.response_type == "ACCESS_DENIED":
         rendered = (template.replace("$context.authorizer.error_message", "This tenant is disabled or unknown.")
                     .replace("$context.authorizer.error_code", "tenant_disabled"))
         assert json.loads(rendered) == {"error": {"message": "This tenant is disabled or unknown.",
@@ -274,7 +274,7 @@ def test_with_an_authorizer_every_route_uses_it_and_requires_the_usage_plan_key(
         },
     )
     methods = template.find_resources("AWS::ApiGateway::Method")
-    assert len(methods) == 4
+    assert len(methods) == 5
     for method in methods.values():
         assert method["Properties"]["AuthorizationType"] == "CUSTOM"
         assert method["Properties"]["ApiKeyRequired"] is True
@@ -293,7 +293,7 @@ def test_without_an_authorizer_function_the_api_stays_closed_behind_iam() -> Non
     template = _api_stack(with_authorizer=False)
     template.resource_count_is("AWS::ApiGateway::Authorizer", 0)
     methods = template.find_resources("AWS::ApiGateway::Method")
-    assert len(methods) == 4
+    assert len(methods) == 5
     for method in methods.values():
         assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
         assert not method["Properties"].get("ApiKeyRequired")

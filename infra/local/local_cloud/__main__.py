@@ -22,9 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency,
                         help="most sandboxes per function (default 4)")
     parser.add_argument("--stage", default=defaults.stage)
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
+                        help="CDK context for the synthesis, e.g. -c authorizer_cache_ttl_s=10 (JSON values allowed)")
     args = parser.parse_args(argv)
+    context = {}
+    for item in args.context:
+        key, _, value = item.partition("=")
+        try:
+            context[key] = json.loads(value)
+        except ValueError:
+            context[key] = value
     config = LocalCloudConfig(api_port=args.port, aws_port=args.aws_port, provider_port=args.provider_port,
-                              concurrency=args.concurrency, stage=args.stage)
+                              concurrency=args.concurrency, stage=args.stage, context=context)
     cloud = LocalCloud(config, progress=lambda line: print(line, flush=True))
     try:
         cloud.start()

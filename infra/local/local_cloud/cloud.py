@@ -44,6 +44,8 @@ class LocalCloudConfig:
     stage: str = "dev"
     concurrency: int = 4
     state_dir: Path = ROOT / ".local-cloud"
+    # Extra CDK context for the synthesis, e.g. {"authorizer_cache_ttl_s": 2} (`make run ARGS="-c k=v"`).
+    context: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     def real_provider(self, name: str) -> bool:
@@ -190,6 +192,7 @@ class LocalCloud:
             "aws:cdk:disable-asset-staging": True,
             "aws:cdk:enable-asset-metadata": True,
             "oidc_issuers": [*self._configured_issuers(), self.issuer.ensure().issuer_config()],
+            **self.config.context,
         }
         for name in PROVIDERS:
             override = self.config.env.get(f"{name.upper()}_BASE_URL")

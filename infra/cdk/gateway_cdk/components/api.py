@@ -1,7 +1,8 @@
 """The OpenAI-compatible REST API: API Gateway REST API in front of the `api` function's alias.
 
 Routes (all Lambda proxy integrations to `api:live`):
-  POST /v1/chat/completions, GET /v1/models, GET /v1/models/{model}, ANY /v1/{proxy+}
+  POST /v1/chat/completions, GET /v1/models, GET /v1/models/{model}, ANY /v1/{proxy+},
+  ANY /admin/{proxy+}
 
 With an authorizer function, every method uses the Lambda REQUEST authorizer (identity source: the
 Authorization header, cached) and requires the usage-plan key the authorizer returns
@@ -175,6 +176,9 @@ class Api(Construct):
         models.add_method("GET", integration, **method_options)
         models.add_resource("{model}").add_method("GET", integration, **method_options)
         v1.add_resource("{proxy+}").add_method("ANY", integration, **method_options)
+        # The admin API (tenants, keys): same function, same authorizer; the function checks the admin scope.
+        self.rest_api.root.add_resource("admin").add_resource("{proxy+}").add_method(
+            "ANY", integration, **method_options)
 
         for response_type, status, error_type, code in GATEWAY_RESPONSES:
             self.rest_api.add_gateway_response(
@@ -182,7 +186,7 @@ class Api(Construct):
                 type=response_type,
                 status_code=status,
                 templates={"application/json": ACCESS_DENIED_TEMPLATE
-                           if response_type == apigw.ResponseType.ACCESS_DENIED
+                           if response_type.response_type == "ACCESS_DENIED"
                            else openai_error_template(error_type, code)},
             )
 
