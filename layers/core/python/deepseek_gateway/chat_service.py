@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from deepseek_gateway.catalogue import Catalogue
+from deepseek_gateway.auth.principal import Principal
+from deepseek_gateway.catalogue import Catalogue, ModelEntry
 from deepseek_gateway.cost import answer_cost
-from deepseek_gateway.errors import InvalidRequestError, UnrecognizedArgumentError
-from deepseek_gateway.models.chat import ChatCompletionRequest
-from deepseek_gateway.observability import metrics
+from deepseek_gateway.errors import GatewayError, InvalidRequestError, UnrecognizedArgumentError
+from deepseek_gateway.limits.service import Admission, LimitService
+from deepseek_gateway.limits.usage import UsageRecord
+from deepseek_gateway.models.chat import ChatCompletionRequest, Usage
+from deepseek_gateway.observability import logger, metrics
+from deepseek_gateway.policy.engine import RequestFacts, violation
 from deepseek_gateway.routing.router import RoutedCompletion, Router
+from deepseek_gateway.tenancy.directory import TenantContext, TenantDirectory, principal_uid
+from deepseek_gateway.tokens import estimate_prompt_tokens, output_reserve
 from deepseek_gateway.validation import invalid_request
 
 _KNOWN_FIELDS = frozenset(
@@ -26,6 +34,7 @@ _KNOWN_FIELDS = frozenset(
 class ChatResult:
     routed: RoutedCompletion
     cost_usd: Decimal
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def parse_request(body: Any, catalogue: Catalogue) -> ChatCompletionRequest:
@@ -57,20 +66,83 @@ def parse_request(body: Any, catalogue: Catalogue) -> ChatCompletionRequest:
 
 
 class ChatService:
-    def __init__(self, catalogue: Catalogue, router: Router) -> None:
+    """Policy → limits and budget → router → settlement, for one chat completion.
+
+    Without a tenant directory and limit service (unit tests of routing alone) only the router runs.
+    """
+
+    def __init__(self, catalogue: Catalogue, router: Router, directory: TenantDirectory | None = None,
+                 limits: LimitService | None = None) -> None:
         self._catalogue = catalogue
         self._router = router
+        self._directory = directory
+        self._limits = limits
 
     def parse(self, body: Any) -> ChatCompletionRequest:
         return parse_request(body, self._catalogue)
 
-    def complete(self, request: ChatCompletionRequest) -> ChatResult:
+    def complete(self, request: ChatCompletionRequest, principal: Principal | None = None,
+                 request_id: str = "") -> ChatResult:
         entry = self._catalogue.resolve(request.model)
-        routed = self._router.complete(request, entry)
+        started = time.perf_counter()
+        context = self._directory.context(principal) if self._directory and principal else None
+        allowed = None
+        prompt_tokens = estimate_prompt_tokens(request)
+        if context is not None and principal is not None:
+            allowed = self._policy_check(context, principal, request, entry, prompt_tokens)
+        admission = None
+        if self._limits is not None and context is not None and principal is not None:
+            chain = [c for c in self._catalogue.chain(entry) if c is entry or allowed is None or allowed(c)]
+            reserve_cost = max(answer_cost(c, Usage(prompt_tokens=prompt_tokens,
+                                                     completion_tokens=output_reserve(request, c))) for c in chain)
+            admission = self._limits.admit(principal, context.tenant.limits, context.key_limits, request_id,
+                                           prompt_tokens + output_reserve(request, entry), reserve_cost)
+        try:
+            routed = self._router.complete(request, entry, allowed)
+        except GatewayError as error:
+            if admission is not None and principal is not None and context is not None:
+                self._settle(admission, principal, context, request, None, Decimal(0), error.status, started)
+                error.headers = {**admission.headers(), **error.headers}
+            raise
         cost = answer_cost(routed.served_by, routed.completion.usage)
+        self._metrics(routed, cost)
+        if admission is not None and principal is not None and context is not None:
+            self._settle(admission, principal, context, request, routed, cost, 200, started)
+        return ChatResult(routed, cost, admission.headers() if admission else {})
+
+    def _policy_check(self, context: TenantContext, principal: Principal, request: ChatCompletionRequest,
+                      entry: ModelEntry, prompt_tokens: int) -> Callable[[ModelEntry], bool]:
+        facts = RequestFacts(
+            max_tokens=request.output_token_limit or 0, input_tokens=prompt_tokens, tools=request.uses_tools(),
+            json_mode=request.uses_json_mode(), vision=request.uses_vision(), stream=bool(request.stream),
+        )
+        uid = principal_uid(principal)
+        decision = context.policies.decide(uid, entry, facts, fallback=False)
+        if not decision.allowed:
+            logger.info("policy denied", extra={"tenant_id": principal.tenant_id, "rules": list(decision.rules)})
+            raise violation(entry, decision)
+        return lambda candidate: context.policies.decide(uid, candidate, facts, fallback=True).allowed
+
+    def _settle(self, admission: Admission, principal: Principal, context: TenantContext,
+                request: ChatCompletionRequest, routed: RoutedCompletion | None, cost: Decimal, status: int,
+                started: float) -> None:
+        assert self._limits is not None
+        usage = routed.completion.usage if routed else None
+        record = UsageRecord(
+            tenant_id=principal.tenant_id, key_id=principal.key_id, request_id=admission.request_id,
+            model=request.model, served_by=routed.served_by.id if routed else None,
+            provider=routed.provider if routed else None,
+            prompt_tokens=usage.prompt_tokens if usage else 0, cached_tokens=usage.cached_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0, cost_usd=cost,
+            latency_ms=int((time.perf_counter() - started) * 1000), status=status,
+            fallbacks=routed.fallbacks if routed else 0,
+        )
+        self._limits.settle(admission, record, context.settings.retention_days)
+
+    @staticmethod
+    def _metrics(routed: RoutedCompletion, cost: Decimal) -> None:
         usage = routed.completion.usage
         if usage is not None:
             metrics.add_metric(name="PromptTokens", unit=MetricUnit.Count, value=usage.prompt_tokens)
             metrics.add_metric(name="CompletionTokens", unit=MetricUnit.Count, value=usage.completion_tokens)
         metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=float(cost))
-        return ChatResult(routed, cost)

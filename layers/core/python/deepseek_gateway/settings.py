@@ -35,6 +35,11 @@ class Settings(ProviderSettings):
 
     # Tenants and API keys (the authorizer and the admin API).
     tenants_table_name: str | None = None
+    # How long an instance trusts its cached copy of a tenant's record, policy and key limits.
+    tenant_cache_ttl_s: float = 30.0
+    # Limit counters and usage records; budget threshold events go to the notifications queue.
+    usage_table_name: str | None = None
+    notifications_queue_url: str | None = None
     # OIDC issuers the authorizer trusts: a JSON list (see deepseek_gateway.auth.oidc and the README).
     oidc_issuers: str | None = None
     # API Gateway usage-plan key per tenant plan, returned as the authorizer's usageIdentifierKey.

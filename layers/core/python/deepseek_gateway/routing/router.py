@@ -96,7 +96,9 @@ class Router:
         self._sleep = sleep
         self._rng = rng
 
-    def complete(self, request: ChatCompletionRequest, entry: ModelEntry) -> RoutedCompletion:
+    def complete(self, request: ChatCompletionRequest, entry: ModelEntry,
+                 allowed: Callable[[ModelEntry], bool] | None = None) -> RoutedCompletion:
+        """`allowed` is the tenant's policy for fallbacks: a model it refuses is skipped, not called."""
         missing = missing_capabilities(entry, request)
         if missing:
             raise InvalidRequestError(
@@ -109,6 +111,8 @@ class Router:
         for position, candidate in enumerate(self._catalogue.chain(entry)):
             provider = self._providers.get(candidate.provider)
             skip_reason = self._skip_reason(candidate, provider, request)
+            if skip_reason is None and position and allowed is not None and not allowed(candidate):
+                skip_reason = "not allowed by the tenant's policy"
             if skip_reason:
                 failures.append(f"{candidate.id}: {skip_reason}")
                 continue

@@ -17,7 +17,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from deepseek_gateway.auth import api_keys
 from deepseek_gateway.errors import ConflictError, NotFoundError
-from deepseek_gateway.tenancy.models import ApiKey, CreatedKey, KeyCreate, Tenant, TenantCreate, TenantUpdate
+from deepseek_gateway.policy.models import TenantPolicy
+from deepseek_gateway.tenancy.models import ApiKey, CreatedKey, KeyCreate, Limits, Tenant, TenantCreate, TenantUpdate
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -110,6 +111,41 @@ class TenantStore:
         )
         return tenant
 
+    # --- policy --------------------------------------------------------------------------------
+
+    def get_policy(self, tenant_id: str) -> TenantPolicy | None:
+        item = self._db.get_item(
+            TableName=self._table, Key=_item({"pk": f"TENANT#{tenant_id}", "sk": "POLICY"}), ConsistentRead=True
+        ).get("Item")
+        return TenantPolicy.model_validate(_plain(item)["policy"]) if item else None
+
+    def put_policy(self, tenant_id: str, policy: TenantPolicy) -> TenantPolicy:
+        """Stores a policy already validated by the policy engine (see the admin API)."""
+        self.require_tenant(tenant_id)
+        self._db.put_item(TableName=self._table, Item=_item({
+            "pk": f"TENANT#{tenant_id}", "sk": "POLICY", "policy": policy.model_dump(mode="json"),
+            "updated_at": int(self._clock())}))
+        return policy
+
+    def delete_policy(self, tenant_id: str) -> None:
+        self.require_tenant(tenant_id)
+        self._db.delete_item(TableName=self._table, Key=_item({"pk": f"TENANT#{tenant_id}", "sk": "POLICY"}))
+
+    def snapshot(self, tenant_id: str, key_id: str | None) -> tuple[Tenant | None, TenantPolicy | None, Limits | None]:
+        """Tenant, policy and the key's own limits in one BatchGetItem: what the chat path caches."""
+        wanted = ["TENANT", "POLICY"] + ([f"KEY#{key_id}"] if key_id else [])
+        keys = [_item({"pk": f"TENANT#{tenant_id}", "sk": sk}) for sk in wanted]
+        found = self._db.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
+        items = {(i["pk"]["S"], i["sk"]["S"]): i for i in found.get("Responses", {}).get(self._table, [])}
+        tenant_item = items.get((f"TENANT#{tenant_id}", "TENANT"))
+        policy_item = items.get((f"TENANT#{tenant_id}", "POLICY"))
+        key_item = items.get((f"TENANT#{tenant_id}", f"KEY#{key_id}")) if key_id else None
+        return (
+            Tenant.model_validate(_plain(tenant_item)) if tenant_item else None,
+            TenantPolicy.model_validate(_plain(policy_item)["policy"]) if policy_item else None,
+            ApiKey.model_validate(_plain(key_item)).limits if key_item else None,
+        )
+
     # --- keys ----------------------------------------------------------------------------------
 
     def create_key(self, tenant_id: str, data: KeyCreate) -> CreatedKey:
@@ -149,6 +185,11 @@ class TenantStore:
             ExpressionAttributeValues={":pk": {"S": f"TENANT#{tenant_id}"}, ":key": {"S": "KEY#"}},
         )
         return [ApiKey.model_validate(_plain(i)) for i in page.get("Items", [])]  # listing entries: no digest
+
+    def has_key(self, tenant_id: str, key_id: str) -> bool:
+        item = self._db.get_item(TableName=self._table,
+                                 Key=_item({"pk": f"TENANT#{tenant_id}", "sk": f"KEY#{key_id}"})).get("Item")
+        return item is not None
 
     def revoke_key(self, tenant_id: str, key_id: str) -> ApiKey:
         now = int(self._clock())

@@ -9,7 +9,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from deepseek_gateway.errors import GatewayError, NotFoundError
 from deepseek_gateway.observability import logger
-from deepseek_gateway.web import routes_admin, routes_chat, routes_models
+from deepseek_gateway.web import routes_admin, routes_chat, routes_models, routes_usage
+from deepseek_gateway.web.openapi import openapi_json
 from deepseek_gateway.web.responses import error_response
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -17,7 +18,15 @@ REQUEST_ID_HEADER = "x-request-id"
 app = APIGatewayRestResolver()
 app.include_router(routes_chat.router, prefix="/v1")
 app.include_router(routes_models.router, prefix="/v1")
+app.include_router(routes_usage.router, prefix="/v1")
 app.include_router(routes_admin.router, prefix="/admin")
+
+
+@app.get("/openapi.json")
+@app.get("/v1/openapi.json")  # the path API Gateway forwards (`/v1/{proxy+}`)
+def get_openapi() -> Response:
+    """The OpenAPI document: documentation, so no credential is checked; built on the first request."""
+    return Response(status_code=200, content_type="application/json", body=openapi_json())
 
 
 @app.exception_handler(GatewayError)

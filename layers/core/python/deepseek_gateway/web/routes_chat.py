@@ -26,7 +26,8 @@ def create_chat_completion() -> Response:
     request = services.chat.parse(body)
     if services.settings.log_content:
         logger.debug("chat request content", extra={"messages": body.get("messages")})  # type: ignore[union-attr]
-    result = services.chat.complete(request)
+    request_id = (router.current_event.raw_event.get("requestContext") or {}).get("requestId") or ""
+    result = services.chat.complete(request, principal, request_id)
     routed = result.routed
     headers = {
         "x-gateway-provider": routed.provider,
@@ -34,6 +35,7 @@ def create_chat_completion() -> Response:
         "x-gateway-fallbacks": str(routed.fallbacks),
         "x-gateway-attempts": str(routed.attempts),
         "x-gateway-cost-usd": format(result.cost_usd, "f"),
+        **result.headers,
     }
     usage = routed.completion.usage
     logger.info(

@@ -8,9 +8,13 @@ from functools import lru_cache
 from deepseek_gateway.catalogue import Catalogue, load_catalogue
 from deepseek_gateway.chat_service import ChatService
 from deepseek_gateway.errors import GatewayError
+from deepseek_gateway.limits.counters import CounterStore
+from deepseek_gateway.limits.service import LimitService, sqs_notifier
+from deepseek_gateway.limits.usage import UsageLedger
 from deepseek_gateway.routing.breaker import CircuitBreaker, DynamoBreakerStore, InMemoryBreakerStore
 from deepseek_gateway.routing.router import Router, RoutingPolicy
 from deepseek_gateway.settings import Settings, get_settings
+from deepseek_gateway.tenancy.directory import TenantDirectory
 from deepseek_gateway.tenancy.store import TenantStore
 
 
@@ -20,6 +24,13 @@ class Services:
     catalogue: Catalogue
     chat: ChatService
     tenant_store: TenantStore | None = None
+    ledger: UsageLedger | None = None
+
+    @property
+    def usage(self) -> UsageLedger:
+        if self.ledger is None:
+            raise GatewayError("The usage table is not configured (USAGE_TABLE_NAME).")
+        return self.ledger
 
     @property
     def tenants(self) -> TenantStore:
@@ -56,7 +67,15 @@ def build_services(settings: Settings) -> Services:
     )
     router = Router(catalogue, build_providers(settings), breaker, policy)
     tenants = TenantStore(settings.tenants_table_name, dynamodb) if settings.tenants_table_name else None
-    return Services(settings=settings, catalogue=catalogue, chat=ChatService(catalogue, router), tenant_store=tenants)
+    directory = TenantDirectory(tenants, ttl_s=settings.tenant_cache_ttl_s) if tenants else None
+    ledger = UsageLedger(settings.usage_table_name, dynamodb) if settings.usage_table_name else None
+    limits = None
+    if settings.usage_table_name:
+        notify = (sqs_notifier(settings.notifications_queue_url, boto3.client("sqs"))
+                  if settings.notifications_queue_url else None)
+        limits = LimitService(CounterStore(settings.usage_table_name, dynamodb), ledger, dynamodb, notify=notify)
+    return Services(settings=settings, catalogue=catalogue, chat=ChatService(catalogue, router, directory, limits),
+                    tenant_store=tenants, ledger=ledger)
 
 
 @lru_cache(maxsize=1)

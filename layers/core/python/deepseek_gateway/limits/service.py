@@ -1,0 +1,158 @@
+"""Admission and settlement of one request: limits and budget reserved before, usage recorded after.
+
+Hot-path cost: one conditional UpdateItem to admit (skipped when neither the tenant nor the key
+has a limit), one TransactWriteItems to settle limits and write the usage record with its
+aggregates. A key with limits of its own adds one UpdateItem. Threshold notifications cost
+extra calls only when a threshold is crossed, once per threshold and month.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from deepseek_gateway.auth.principal import Principal
+from deepseek_gateway.errors import RateLimitError
+from deepseek_gateway.limits.counters import Ask, Counters, CounterStore, LimitExceeded, Window
+from deepseek_gateway.limits.usage import UsageLedger, UsageRecord
+from deepseek_gateway.observability import logger
+from deepseek_gateway.tenancy.models import Limits
+
+BUDGET_THRESHOLDS = (50, 80, 100)
+
+
+class QuotaExceededError(RateLimitError):
+    """OpenAI's answer when the money runs out: 429 with type and code `insufficient_quota`."""
+
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+def _has_any(limits: Limits | None) -> bool:
+    return limits is not None and any(v is not None for v in limits.model_dump().values())
+
+
+@dataclass
+class Admission:
+    request_id: str
+    ask: Ask
+    window: Window
+    tenant_pk: str | None
+    key_pk: str | None
+    limits: Limits | None
+    counters: Counters | None
+
+    def headers(self) -> dict[str, str]:
+        """OpenAI's x-ratelimit-* headers, from the tenant's counters right after this admission."""
+        if self.limits is None or self.counters is None:
+            return {}
+        headers: dict[str, str] = {}
+        reset = f"{max(self.window.reset_s, 0):.0f}s"
+        for kind, limit, used in (("requests", self.limits.requests_per_minute, self.counters.requests),
+                                  ("tokens", self.limits.tokens_per_minute, self.counters.tokens)):
+            if limit is not None:
+                headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+                headers[f"x-ratelimit-remaining-{kind}"] = str(max(limit - used, 0))
+                headers[f"x-ratelimit-reset-{kind}"] = reset
+        return headers
+
+
+class LimitService:
+    def __init__(self, counters: CounterStore, ledger: UsageLedger, client: Any, *,
+                 notify: Callable[[dict[str, Any]], None] | None = None, clock: Callable[[], float] = time.time,
+                 lease_s: int = 120) -> None:
+        self._counters = counters
+        self._ledger = ledger
+        self._db = client
+        self._notify = notify
+        self._clock = clock
+        self._lease_s = lease_s
+
+    def window(self) -> Window:
+        now = self._clock()
+        return Window(minute=int(now // 60), month=time.strftime("%Y-%m", time.gmtime(now)), now=now)
+
+    def admit(self, principal: Principal, tenant_limits: Limits | None, key_limits: Limits | None,
+              request_id: str, tokens: int, cost: Decimal) -> Admission:
+        window = self.window()
+        ask = Ask(request_id, tokens, cost, int(window.now) + self._lease_s)
+        key_pk = f"LIMITS#K#{principal.key_id}" if principal.key_id and _has_any(key_limits) else None
+        tenant_pk = f"LIMITS#T#{principal.tenant_id}" if _has_any(tenant_limits) else None
+        counters = None
+        if key_pk is not None:
+            assert key_limits is not None
+            try:
+                self._counters.reserve(key_pk, key_limits, ask, window)
+            except LimitExceeded as exceeded:
+                raise self._refusal(exceeded, key_limits, window, "key") from None
+        if tenant_pk is not None:
+            assert tenant_limits is not None
+            try:
+                counters = self._counters.reserve(tenant_pk, tenant_limits, ask, window)
+            except LimitExceeded as exceeded:
+                if key_pk is not None:  # give back what the key took
+                    self._db.transact_write_items(TransactItems=[
+                        self._counters.settle_item(key_pk, request_id, -tokens, -cost)])
+                raise self._refusal(exceeded, tenant_limits, window, "tenant") from None
+            self._budget_thresholds(principal.tenant_id, tenant_limits, counters, window)
+        return Admission(request_id, ask, window, tenant_pk, key_pk, tenant_limits if tenant_pk else None, counters)
+
+    def settle(self, admission: Admission, record: UsageRecord, retention_days: int) -> None:
+        """Actual tokens and cost replace the reservation (all of it given back on failure); usage recorded."""
+        used_tokens = record.prompt_tokens + record.completion_tokens
+        token_delta = used_tokens - admission.ask.tokens
+        cost_delta = record.cost_usd - admission.ask.cost
+        items = [self._counters.settle_item(pk, admission.request_id, token_delta, cost_delta)
+                 for pk in (admission.tenant_pk, admission.key_pk) if pk is not None]
+        items += self._ledger.items(record, retention_days)
+        try:
+            self._db.transact_write_items(TransactItems=items)
+        except Exception:  # the answer is already computed: never fail the request over bookkeeping
+            logger.exception("usage settlement failed", extra={"request_id": admission.request_id})
+
+    def _refusal(self, exceeded: LimitExceeded, limits: Limits, window: Window, level: str) -> RateLimitError:
+        retry_after = max(1, math.ceil(window.reset_s)) if exceeded.which in {"requests", "tokens"} else 1
+        headers = {"retry-after": str(retry_after)}
+        if exceeded.counters is not None:
+            headers.update(Admission("", Ask("", 0, Decimal(0), 0), window, "x", None, limits,
+                                     exceeded.counters).headers())
+        if exceeded.which == "budget":
+            return QuotaExceededError(
+                f"The {level}'s monthly budget is used up; it renews at the start of next month (UTC).",
+                headers={k: v for k, v in headers.items() if k != "retry-after"})
+        what = {"requests": "requests per minute", "tokens": "tokens per minute",
+                "concurrency": "concurrent requests"}[exceeded.which]
+        return RateLimitError(f"Rate limit reached for the {level}'s {what}. Retry after {retry_after} s.",
+                              headers=headers)
+
+    def _budget_thresholds(self, tenant_id: str, limits: Limits, counters: Counters, window: Window) -> None:
+        budget = limits.monthly_budget_usd
+        if not budget or self._notify is None:
+            return
+        used = counters.committed / budget * 100
+        for threshold in BUDGET_THRESHOLDS:
+            if used < threshold:
+                break
+            marker = f"{window.month}:{threshold}"
+            try:  # once per threshold and month, whichever instance crosses it first
+                self._db.update_item(
+                    TableName=self._counters.table, Key={"pk": {"S": f"LIMITS#T#{tenant_id}"}, "sk": {"S": "STATE"}},
+                    UpdateExpression="ADD alerts :marker", ConditionExpression="NOT contains(alerts, :m)",
+                    ExpressionAttributeValues={":marker": {"SS": [marker]}, ":m": {"S": marker}},
+                )
+            except self._db.exceptions.ConditionalCheckFailedException:
+                continue
+            self._notify({"type": "budget.threshold", "tenant_id": tenant_id, "threshold_percent": threshold,
+                          "month": window.month, "committed_usd": str(counters.committed), "budget_usd": str(budget)})
+
+
+def sqs_notifier(queue_url: str, client: Any) -> Callable[[dict[str, Any]], None]:
+    def send(event: dict[str, Any]) -> None:
+        client.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+
+    return send

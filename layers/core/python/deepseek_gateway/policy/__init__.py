@@ -1,0 +1,1 @@
+"""The policy engine: per-tenant Cedar policies deciding what a request may do before any provider call."""

@@ -1,0 +1,284 @@
+"""The api function's OpenAPI 3.1 document: schemas from the pydantic models, operations from a table.
+
+Built once per process on the first request for it (never at import), and served without
+authentication at GET /openapi.json and GET /v1/openapi.json. A route added to the resolver without
+a row in OPERATIONS fails tests/unit/test_openapi.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+
+from deepseek_gateway.catalogue import Capabilities, load_catalogue
+from deepseek_gateway.limits.usage import UsageTotals
+from deepseek_gateway.models.chat import ChatCompletion, ChatCompletionRequest
+from deepseek_gateway.policy.models import TenantPolicy
+from deepseek_gateway.tenancy.models import ApiKey, CreatedKey, KeyCreate, Tenant, TenantCreate, TenantUpdate
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+BEARER = "bearer"
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str = Field(description="e.g. invalid_request_error, authentication_error, rate_limit_error, api_error")
+    param: str | None = Field(description="The request field at fault, when there is one")
+    code: str | None = Field(description="Machine-readable reason, e.g. `model_not_found`, `unrecognized_argument`")
+
+
+class Error(BaseModel):
+    """Every error the gateway answers, whatever its status; never a stack trace."""
+
+    error: ErrorDetail
+
+
+class Pricing(BaseModel):
+    currency: Literal["USD"]
+    unit: Literal["per_million_tokens"]
+    input: float
+    cached_input: float
+    output: float
+
+
+class Model(BaseModel):
+    """A catalogue entry in OpenAI's model shape, with the gateway's extras."""
+
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str = Field(description="The provider serving the model: deepseek, openai or anthropic")
+    aliases: list[str]
+    context_window: int
+    max_output_tokens: int
+    capabilities: Capabilities
+    pricing: Pricing
+    fallbacks: list[str] = Field(description="The models tried, in order, when this one's provider fails")
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    operation_id: str
+    tag: str
+    summary: str
+    description: str
+    scopes: tuple[str, ...] | None  # None: public; (): any valid credential; else the scope needed
+    status: int = 200
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None  # None: any JSON object (this document)
+    is_list: bool = False
+    errors: tuple[int, ...] = ()
+    completion: bool = False  # text/event-stream alternative and the x-gateway-* headers
+
+
+_CHAT_DESCRIPTION = """OpenAI chat completions, routed to DeepSeek with OpenAI and Anthropic as fallbacks.
+
+**Unknown top-level fields are refused** with 400 `unrecognized_argument`, `param` naming the field (as
+OpenAI does), except the provider-specific extensions the catalogue declares for the requested model
+(e.g. `thinking` for DeepSeek and Claude), which are passed to the provider as sent. A `tenant_id` or
+similar in a body is never trusted: the caller comes only from the credential.
+
+**Streaming**: `stream: true` answers `text/event-stream` with `chat.completion.chunk` events ending in
+`data: [DONE]` (plus a usage chunk when `stream_options.include_usage`); it is built from the completed
+answer, so the first byte arrives when the answer is complete.
+
+**Response headers**: `x-request-id`; `x-gateway-provider`, `x-gateway-model` (the model that answered),
+`x-gateway-fallbacks`, `x-gateway-attempts` and `x-gateway-cost-usd` (from the provider's reported usage
+and the catalogue's prices)."""
+
+_USAGE_QUERY = ("Totals per day (`?granularity=day`, the default; `start`/`end` as YYYY-MM-DD) or per month "
+                "(`?granularity=month`, YYYY-MM): requests, errors, prompt / cached / completion tokens, cost in "
+                "USD, fallbacks, cache hits. `?key_id=` narrows to one key.")
+_POLICY_DESCRIPTION = ("Cedar policies (validated against the gateway's schema when written: a bad policy is a 400 "
+                       "`invalid_policy`) deciding before any provider call whether a request may use a model: "
+                       "principal `Key`/`User` in `Tenant`, action `complete`, resource `Model` (attribute "
+                       "`provider`), context `model`, `provider`, `max_tokens`, `input_tokens`, `tools`, "
+                       "`json_mode`, `vision`, `stream`, `fallback`. Any `forbid` wins; the global default "
+                       "permits. Give each policy an `@id(\"...\")`: a denial names it. Settings: "
+                       "`store_prompts`, `retention_days`, `safety`.")
+_ADMIN_ERRORS = (400, 401, 403, 404, 413, 429, 500)
+_ADMIN = ("admin",)
+OPERATIONS: tuple[Op, ...] = (
+    Op("POST", "/v1/chat/completions", "create_chat_completion", "chat", "Create a chat completion",
+       _CHAT_DESCRIPTION, ("chat",), request=ChatCompletionRequest, response=ChatCompletion,
+       errors=(400, 401, 403, 404, 413, 422, 429, 500, 502, 503, 504), completion=True),
+    Op("GET", "/v1/models", "list_models", "models", "List models",
+       "Every public model with aliases, context window, capabilities, prices and fallbacks.", (),
+       response=Model, is_list=True, errors=(401, 429, 500)),
+    Op("GET", "/v1/models/{model}", "get_model", "models", "Retrieve a model",
+       "One model; an alias resolves to its model.", (), response=Model, errors=(401, 404, 429, 500)),
+    Op("POST", "/admin/tenants", "create_tenant", "admin", "Create a tenant", "409 when the tenant exists.",
+       _ADMIN, 201, TenantCreate, Tenant, errors=(*_ADMIN_ERRORS, 409)),
+    Op("GET", "/admin/tenants", "list_tenants", "admin", "List tenants", "Every tenant.", _ADMIN,
+       response=Tenant, is_list=True, errors=_ADMIN_ERRORS),
+    Op("GET", "/admin/tenants/{tenant_id}", "get_tenant", "admin", "Retrieve a tenant", "One tenant.", _ADMIN,
+       response=Tenant, errors=_ADMIN_ERRORS),
+    Op("PATCH", "/admin/tenants/{tenant_id}", "update_tenant", "admin", "Update a tenant",
+       "Changes the fields given; `status: disabled` refuses the tenant's requests.", _ADMIN,
+       request=TenantUpdate, response=Tenant, errors=_ADMIN_ERRORS),
+    Op("DELETE", "/admin/tenants/{tenant_id}", "disable_tenant", "admin", "Disable a tenant",
+       "Disables the tenant (its records, usage and keys are kept) and refuses its requests from then on.",
+       _ADMIN, response=Tenant, errors=_ADMIN_ERRORS),
+    Op("POST", "/admin/tenants/{tenant_id}/keys", "create_key", "admin", "Create an API key",
+       "The answer carries the key's secret (`dsg_<16 chars>_<44 chars>`); it is never shown again.", _ADMIN,
+       201, KeyCreate, CreatedKey, errors=_ADMIN_ERRORS),
+    Op("GET", "/admin/tenants/{tenant_id}/keys", "list_keys", "admin", "List a tenant's API keys",
+       "The tenant's keys, without their secrets.", _ADMIN, response=ApiKey, is_list=True, errors=_ADMIN_ERRORS),
+    Op("DELETE", "/admin/tenants/{tenant_id}/keys/{key_id}", "revoke_key", "admin", "Revoke an API key",
+       "Revokes the key: it is refused from then on; its record is kept.", _ADMIN, response=ApiKey,
+       errors=_ADMIN_ERRORS),
+    Op("GET", "/v1/usage", "own_usage", "usage", "Your usage and cost",
+       _USAGE_QUERY + " Only the caller's own tenant; a `key_id` of another tenant is 404.", (),
+       response=UsageTotals, is_list=True, errors=(400, 401, 404, 429, 500)),
+    Op("GET", "/admin/tenants/{tenant_id}/usage", "tenant_usage", "admin", "A tenant's usage and cost",
+       _USAGE_QUERY, _ADMIN, response=UsageTotals, is_list=True, errors=_ADMIN_ERRORS),
+    Op("GET", "/admin/usage", "usage_for_operators", "admin", "Any tenant's usage and cost",
+       "`?tenant_id=` names the tenant. " + _USAGE_QUERY, _ADMIN, response=UsageTotals, is_list=True,
+       errors=_ADMIN_ERRORS),
+    Op("GET", "/admin/tenants/{tenant_id}/policy", "get_policy", "admin", "A tenant's policy",
+       "The tenant's Cedar policies and settings (`custom: false` when it has the global defaults).", _ADMIN,
+       response=TenantPolicy, errors=_ADMIN_ERRORS),
+    Op("PUT", "/admin/tenants/{tenant_id}/policy", "put_policy", "admin", "Write a tenant's policy",
+       _POLICY_DESCRIPTION, _ADMIN, request=TenantPolicy, response=TenantPolicy, errors=_ADMIN_ERRORS),
+    Op("DELETE", "/admin/tenants/{tenant_id}/policy", "delete_policy", "admin", "Reset a tenant's policy",
+       "Back to the global defaults.", _ADMIN, response=TenantPolicy, errors=_ADMIN_ERRORS),
+    Op("GET", "/openapi.json", "get_openapi", "meta", "This OpenAPI document", "The API's OpenAPI 3.1 description.",
+       None, errors=(500,)),
+    Op("GET", "/v1/openapi.json", "get_openapi_v1", "meta", "This OpenAPI document",
+       "The same document, on the path API Gateway forwards. The gateway checks no credential here; deployed, "
+       "API Gateway's authorizer on `/v1/*` still asks for a valid one.", None, errors=(500,)),
+)
+
+_ERRORS = {
+    400: "Invalid request: unreadable JSON, a field failing validation or an unknown top-level field",
+    401: "No credential, or one that is unknown, expired or revoked",
+    403: "The credential lacks the scope this route needs",
+    404: "Unknown model (`model_not_found`), tenant, key or URL",
+    409: "The resource already exists",
+    413: "The body is larger than the limit",
+    422: "A provider refused the request itself (`upstream_invalid_request`); never retried",
+    429: "Rate limited",
+    500: "Unexpected error",
+    502: "Every provider in the chain failed (`upstream_error`, `upstream_auth_error`)",
+    503: "No provider could be tried: every breaker open, or none configured",
+    504: "The request deadline passed",
+}
+_HEADERS = {
+    "x-request-id": "The request id (also in the gateway's logs)",
+    "x-gateway-provider": "The provider that answered: deepseek, openai or anthropic",
+    "x-gateway-model": "The model that answered (a fallback's id when the chain moved on)",
+    "x-gateway-fallbacks": "How many models down the fallback chain the answer came from",
+    "x-gateway-attempts": "Provider calls made, retries included",
+    "x-gateway-cost-usd": "The answer's cost in USD, from the provider's usage and the catalogue's prices",
+}
+_PARAMETERS = {
+    "model": "A model id or alias, e.g. `deepseek-chat`",
+    "tenant_id": "The tenant's id (1-64 letters, digits, '-' or '_')",
+    "key_id": "The API key's id (its 16 characters after `dsg_`)",
+}
+
+
+def _header_refs(*names: str) -> dict[str, Any]:
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+
+
+def _schemas() -> tuple[dict[tuple[type[BaseModel], str], dict[str, Any]], dict[str, Any]]:
+    wanted = {(op.request, "validation") for op in OPERATIONS if op.request}
+    wanted |= {(op.response, "serialization") for op in OPERATIONS if op.response} | {(Error, "serialization")}
+    ordered = sorted(wanted, key=lambda item: (item[0].__name__, item[1]))
+    refs, top = models_json_schema(ordered, ref_template=REF_TEMPLATE)
+    schemas = top["$defs"]
+    # `extensions` is filled by the gateway, never sent; the catalogue's extensions are sent at top level.
+    request = schemas[refs[(ChatCompletionRequest, "validation")]["$ref"].rsplit("/", 1)[1]]
+    request["properties"].pop("extensions", None)
+    declared: dict[str, list[str]] = {}
+    for entry in load_catalogue().models:
+        for name in entry.extensions:
+            declared.setdefault(name, []).append(entry.id)
+    for name, models in sorted(declared.items()):
+        request["properties"][name] = {
+            "description": f"Provider extension, accepted only for {', '.join(models)} (and their aliases); "
+                           "passed to the provider as sent."
+        }
+    return refs, schemas
+
+
+def _operation(op: Op, refs: dict[tuple[type[BaseModel], str], dict[str, Any]]) -> dict[str, Any]:
+    if op.scopes is None:
+        auth = "No authentication."
+    elif op.scopes:
+        auth = f"Requires a credential with the `{'`, `'.join(op.scopes)}` scope."
+    else:
+        auth = "Requires any valid credential (API key or OIDC token); no particular scope."
+    schema = refs[(op.response, "serialization")] if op.response else {"type": "object"}
+    if op.is_list:
+        schema = {"type": "object", "required": ["object", "data"],
+                  "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": schema}}}
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    headers = _header_refs("x-request-id")
+    if op.completion:
+        content["text/event-stream"] = {"schema": {
+            "type": "string", "description": "With `stream: true`: `data: {chat.completion.chunk}` events, "
+                                             "then `data: [DONE]`"}}
+        headers = _header_refs(*_HEADERS)
+    responses: dict[str, Any] = {str(op.status): {"description": "OK" if op.status == 200 else "Created",
+                                                  "headers": headers, "content": content}}
+    responses |= {str(status): {"$ref": f"#/components/responses/E{status}"} for status in sorted(op.errors)}
+    operation: dict[str, Any] = {
+        "operationId": op.operation_id, "tags": [op.tag], "summary": op.summary,
+        "description": f"{op.description}\n\n{auth}", "responses": responses,
+        "security": [] if op.scopes is None else [{BEARER: list(op.scopes)}],
+    }
+    if names := re.findall(r"\{(\w+)\}", op.path):
+        operation["parameters"] = [{"name": name, "in": "path", "required": True, "description": _PARAMETERS[name],
+                                    "schema": {"type": "string"}} for name in names]
+    if op.request:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": refs[(op.request, "validation")]}}}
+    return operation
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The document, built on first use and shared for the life of the process (do not mutate it)."""
+    refs, schemas = _schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
+    error = refs[(Error, "serialization")]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "DeepSeek Gateway", "version": "v1",
+                 "description": "OpenAI-compatible AI gateway: DeepSeek first, OpenAI and Anthropic as fallbacks. "
+                                "Every error is `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`."},
+        "tags": [{"name": "chat", "description": "Chat completions (scope `chat`)"},
+                 {"name": "models", "description": "The model catalogue"},
+                 {"name": "admin", "description": "Tenants and API keys (scope `admin`)"},
+                 {"name": "meta", "description": "This document"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {f"E{status}": {"description": text, "headers": _header_refs("x-request-id"),
+                                         "content": {"application/json": {"schema": error}}}
+                          for status, text in _ERRORS.items()},
+            "headers": {name: {"description": text, "schema": {"type": "string"}} for name, text in _HEADERS.items()},
+            "securitySchemes": {BEARER: {
+                "type": "http", "scheme": "bearer", "bearerFormat": "API key or OIDC JWT",
+                "description": "`Authorization: Bearer <key>` with a gateway API key (`dsg_<16 chars>_<44 chars>`) "
+                               "or an OIDC access token; the scope listed on each operation is required.",
+            }},
+        },
+    }
+
+
+@cache
+def openapi_json() -> str:
+    return json.dumps(openapi_document(), separators=(",", ":"), ensure_ascii=False)
