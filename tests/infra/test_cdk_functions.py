@@ -112,7 +112,9 @@ def test_api_function_outlives_the_integration_timeout_by_one_second(raw_templat
     assert props(function)["Environment"]["Variables"]["REQUEST_DEADLINE_S"] == "28"
 
 
-def test_api_role_reads_exactly_the_provider_secrets_and_the_breaker_and_tenants_tables(raw_template: dict) -> None:
+def test_api_role_reaches_exactly_the_provider_secrets_its_tables_and_the_notifications_queue(
+    raw_template: dict,
+) -> None:
     role = function_role_id(raw_template, "FunctionsApiFunction")
     statements = policy_statements_of_role(raw_template, role)
     by_service: dict[str, set[str]] = {}
@@ -126,9 +128,11 @@ def test_api_role_reads_exactly_the_provider_secrets_and_the_breaker_and_tenants
     secrets = set(resources(raw_template, "AWS::SecretsManager::Secret"))
     assert by_service.pop("secretsmanager") == secrets
     tables = {t for t in resources(raw_template, "AWS::DynamoDB::Table")
-              if t.startswith(("StorageBreaker", "StorageTenants"))}
-    assert len(tables) == 2
+              if t.startswith(("StorageBreaker", "StorageTenants", "StorageUsage"))}
+    assert len(tables) == 3
     assert by_service.pop("dynamodb") == tables
+    (queue,) = [q for q in resources(raw_template, "AWS::SQS::Queue") if q.startswith("MessagingNotificationsQueue")]
+    assert by_service.pop("sqs") == {queue}
     (data_key,) = [k for k in resources(raw_template, "AWS::KMS::Key") if k.startswith("EncryptionDataKey")]
     assert by_service.pop("kms") == {data_key}
     (log_group,) = [g for g in resources(raw_template, "AWS::Logs::LogGroup") if g.startswith("FunctionsApiLogGroup")]

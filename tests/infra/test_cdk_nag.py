@@ -21,6 +21,7 @@ ACKNOWLEDGED = {
     ("AwsSolutions-COG4", "Api/RestApi/Default/v1/models/GET/Resource"),
     ("AwsSolutions-COG4", "Api/RestApi/Default/v1/models/{model}/GET/Resource"),
     ("AwsSolutions-COG4", "Api/RestApi/Default/v1/{proxy+}/ANY/Resource"),
+    ("AwsSolutions-COG4", "Api/RestApi/Default/admin/{proxy+}/ANY/Resource"),
     (
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
         "AmazonAPIGatewayPushToCloudWatchLogs]",

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "openai_base_url": "https://api.openai.com/v1",
     "anthropic_base_url": "https://api.anthropic.com",
     "powertools_layer_version": 38,
+    "cognito": False,
+    "cognito_domain_prefix": None,
+    "cognito_client_tenant": "default",
 }
 
 _RETENTION = {
@@ -73,6 +76,12 @@ _RETENTION = {
 }
 
 _STAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+# Cognito domain prefixes: lowercase letters, digits and inner hyphens, at most 63 characters, and
+# none of the words Cognito reserves.
+_DOMAIN_PREFIX_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_DOMAIN_RESERVED = ("aws", "amazon", "cognito")
+# A tenant id as the authorizer accepts it (deepseek_gateway.auth.oidc.TENANT_RE).
+_TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class ConfigError(ValueError):
@@ -165,6 +174,9 @@ class GatewayConfig:
     openai_base_url: str = DEFAULTS["openai_base_url"]
     anthropic_base_url: str = DEFAULTS["anthropic_base_url"]
     powertools_layer_version: int = DEFAULTS["powertools_layer_version"]
+    cognito: bool = False
+    cognito_domain_prefix: str | None = None
+    cognito_client_tenant: str = DEFAULTS["cognito_client_tenant"]
 
     def __post_init__(self) -> None:
         if not _STAGE_RE.match(self.stage):
@@ -179,6 +191,22 @@ class GatewayConfig:
             raise ConfigError("context `authorizer_cache_ttl_s` must be between 0 and 3600")
         if not 1 <= self.integration_timeout_s <= 300:
             raise ConfigError("context `integration_timeout_s` must be between 1 and 300")
+        if self.cognito_domain_prefix is not None:
+            prefix = self.cognito_domain_prefix
+            if not _DOMAIN_PREFIX_RE.match(prefix) or any(word in prefix for word in _DOMAIN_RESERVED):
+                raise ConfigError(
+                    "context `cognito_domain_prefix` must be 1-63 lowercase letters, digits and inner hyphens "
+                    f"without the reserved words {', '.join(_DOMAIN_RESERVED)}, got {prefix!r}"
+                )
+        elif self.cognito and any(word in self.stage for word in _DOMAIN_RESERVED):
+            raise ConfigError(
+                f"the stage {self.stage!r} contains a word Cognito reserves in domain prefixes: "
+                "set context `cognito_domain_prefix`"
+            )
+        if not _TENANT_RE.match(self.cognito_client_tenant):
+            raise ConfigError(
+                f"context `cognito_client_tenant` must match {_TENANT_RE.pattern}, got {self.cognito_client_tenant!r}"
+            )
 
     @property
     def is_prod(self) -> bool:
@@ -233,6 +261,9 @@ class GatewayConfig:
             openai_base_url=str(v["openai_base_url"]),
             anthropic_base_url=str(v["anthropic_base_url"]),
             powertools_layer_version=_int("powertools_layer_version", v["powertools_layer_version"], minimum=1),
+            cognito=_bool("cognito", v["cognito"]),
+            cognito_domain_prefix=_optional_str(v["cognito_domain_prefix"]),
+            cognito_client_tenant=str(v["cognito_client_tenant"]).strip(),
         )
 
     @classmethod

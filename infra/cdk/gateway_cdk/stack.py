@@ -6,9 +6,10 @@ from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
 from .components.api import Api
+from .components.cognito import CognitoM2M
 from .components.deployment import Deployment
 from .components.encryption import Encryption
-from .components.functions import Functions
+from .components.functions import Functions, function_specs
 from .components.grants import SharedResources
 from .components.messaging import Messaging
 from .components.monitoring import Monitoring
@@ -43,12 +44,15 @@ class GatewayStack(Stack):
             queues=self.messaging.queues,
             secrets=self.secrets.secrets,
         )
+        # Optional: a Cognito user pool for OAuth2 client credentials, trusted by the authorizer.
+        self.cognito = CognitoM2M(self, "Cognito", config=config) if config.cognito else None
         self.functions = Functions(
             self,
             "Functions",
             config=config,
             logs_key=self.encryption.logs_key,
             resources=resources,
+            specs=function_specs(config, extra_oidc_issuers=[self.cognito.oidc_issuer] if self.cognito else ()),
         )
         self.api = Api(
             self,

@@ -12,9 +12,10 @@ A new function is one more `FunctionSpec` in `function_specs()` (and its folder 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
@@ -26,7 +27,7 @@ from ..bundling import dependency_layer_code
 from ..config import GatewayConfig
 from ..paths import FUNCTIONS_DIR, LAYERS_DIR, PYPROJECT
 from .common import encrypted_log_group
-from .grants import Grant, SharedResources, read_provider_secret, read_table, read_write_table
+from .grants import Grant, SharedResources, read_provider_secret, read_table, read_write_table, send_to_queue
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -82,10 +83,17 @@ def has_handler(name: str) -> bool:
     return (FUNCTIONS_DIR / name / "handler.py").is_file()
 
 
-def authorizer_spec(config: GatewayConfig) -> FunctionSpec:
+def authorizer_spec(config: GatewayConfig, *, extra_issuers: Sequence[Mapping[str, Any]] = ()) -> FunctionSpec:
+    """The authorizer; `extra_issuers` are issuers the stack itself creates (the optional Cognito pool).
+
+    Their ids are CloudFormation tokens: a token survives `json.dumps` as an opaque `${Token[...]}`
+    marker, and CDK renders the whole value as an `Fn::Join` around the references. Only ids (letters,
+    digits, `_`, `-`) are tokens here, so the JSON needs no escaping at deploy time.
+    """
     environment = {"USAGE_PLAN_KEYS": json.dumps({"default": config.usage_plan_key("default")})}
-    if config.oidc_issuers:
-        environment["OIDC_ISSUERS"] = json.dumps(list(config.oidc_issuers), separators=(",", ":"))
+    issuers = [*config.oidc_issuers, *extra_issuers]
+    if issuers:
+        environment["OIDC_ISSUERS"] = json.dumps(issuers, separators=(",", ":"))
     return FunctionSpec(
         name="authorizer",
         description="API Gateway REQUEST authorizer: gateway API keys and OIDC JWTs",
@@ -97,7 +105,9 @@ def authorizer_spec(config: GatewayConfig) -> FunctionSpec:
     )
 
 
-def function_specs(config: GatewayConfig) -> list[FunctionSpec]:
+def function_specs(
+    config: GatewayConfig, *, extra_oidc_issuers: Sequence[Mapping[str, Any]] = ()
+) -> list[FunctionSpec]:
     """The functions that exist. Later capabilities add one entry each.
 
     The authorizer joins when its handler exists; with it, the API switches from IAM
@@ -115,7 +125,9 @@ def function_specs(config: GatewayConfig) -> list[FunctionSpec]:
             },
             grants=(
                 read_write_table("breaker"),
-                read_write_table("tenants"),  # the admin API: tenants and keys
+                read_write_table("tenants"),  # the admin API: tenants, keys, policies
+                read_write_table("usage"),  # limit counters, usage records and aggregates
+                send_to_queue("notifications"),  # budget threshold events
                 read_provider_secret("deepseek"),
                 read_provider_secret("openai"),
                 read_provider_secret("anthropic"),
@@ -126,7 +138,7 @@ def function_specs(config: GatewayConfig) -> list[FunctionSpec]:
         ),
     ]
     if has_handler("authorizer"):
-        specs.append(authorizer_spec(config))
+        specs.append(authorizer_spec(config, extra_issuers=extra_oidc_issuers))
     return specs
 
 
