@@ -44,20 +44,28 @@ def api(gateway_env):
 
 @pytest.fixture
 def tenants_table(monkeypatch):
-    """A moto tenants table with the template's key schema, wired into the functions' settings."""
+    """moto tenants and usage tables with the template's key schema, wired into the functions' settings.
+
+    moto's DynamoDB is made atomic (as DynamoDB is) so concurrency tests measure the gateway, not moto.
+    """
     import boto3
+    from local_cloud.moto_patches import serialize_dynamodb
     from moto import mock_aws
 
+    serialize_dynamodb()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="tenants",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        for name in ("tenants", "usage"):
+            client.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "sk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
         monkeypatch.setenv("TENANTS_TABLE_NAME", "tenants")
+        monkeypatch.setenv("USAGE_TABLE_NAME", "usage")
+        monkeypatch.setenv("TENANT_CACHE_TTL_S", "0")
         monkeypatch.setenv("USAGE_PLAN_KEYS", '{"default": "usage-plan-default-key-000000"}')
         reset_services()
         from deepseek_gateway.auth.service import get_authenticator

@@ -283,6 +283,7 @@ def _allows(result: Any, method_arn: str) -> bool:
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
+    request_queue_size = 512  # the listen backlog: the default 5 resets bursts of concurrent clients
 
     def __init__(self, host: str, port: int, api: RestApi) -> None:
         self.api = api

@@ -64,6 +64,7 @@ def _check_port_free(host: str, port: int, what: str) -> None:
 
 
 class _InvokeServer(ThreadingHTTPServer):
+    request_queue_size = 512
     """Where moto sends the Lambda invocations it cannot run itself (Invoke API, Step Functions)."""
 
     daemon_threads = True

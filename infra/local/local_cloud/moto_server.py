@@ -46,6 +46,9 @@ def main() -> None:
     from moto.moto_api._internal.models import moto_api_backend
     from moto.server import ThreadedMotoServer
 
+    from local_cloud.moto_patches import serialize_dynamodb
+
+    serialize_dynamodb()
     if args.invoke_url:
         _route_invocations(args.invoke_url)
     moto_api_backend.set_config(

@@ -380,6 +380,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 512  # listen backlog for bursts of concurrent connections
     daemon_threads = True  # a hung or idle keep-alive handler must never keep the process alive
 
     def __init__(self, port: int, quiet: bool) -> None:

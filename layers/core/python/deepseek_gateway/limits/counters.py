@@ -110,7 +110,12 @@ class CounterStore:
                 return _counters(item)
             except self._db.exceptions.ConditionalCheckFailedException as exc:
                 old = exc.response.get("Item")
-                if not old or int(old["win"]["N"]) != window.minute or old["month"]["S"] != window.month:
+                if old and "win" in old and int(old["win"]["N"]) > window.minute:
+                    # Another instance already opened the next minute: count this request there.
+                    window = Window(int(old["win"]["N"]), old["month"]["S"], window.now)
+                    continue
+                stale = not old or "win" not in old or int(old["win"]["N"]) != window.minute
+                if stale or old.get("month", {}).get("S") != window.month:
                     self._roll_over(pk, window, old)
                     continue
                 counters = _counters(old)
@@ -149,6 +154,15 @@ class CounterStore:
                              UpdateExpression="REMOVE " + ", ".join(f"leases.{n}" for n in names),
                              ExpressionAttributeNames=names)
         return True
+
+    def release(self, pk: str, ask: Ask) -> None:
+        """Undo a reservation entirely (the request was refused at another level, so never ran)."""
+        self._db.update_item(
+            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "STATE"}},
+            UpdateExpression="ADD req :minus_one, tok :tok, committed :cost REMOVE leases.#rid",
+            ExpressionAttributeNames={"#rid": ask.request_id},
+            ExpressionAttributeValues={":minus_one": _n(-1), ":tok": _n(-ask.tokens), ":cost": _n(-ask.cost)},
+        )
 
     def settle_item(self, pk: str, request_id: str, token_delta: int, cost_delta: Decimal) -> dict[str, Any]:
         """The transaction item that settles a reservation: actual tokens and cost, lease released."""

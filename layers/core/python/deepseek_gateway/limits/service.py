@@ -96,8 +96,7 @@ class LimitService:
                 counters = self._counters.reserve(tenant_pk, tenant_limits, ask, window)
             except LimitExceeded as exceeded:
                 if key_pk is not None:  # give back what the key took
-                    self._db.transact_write_items(TransactItems=[
-                        self._counters.settle_item(key_pk, request_id, -tokens, -cost)])
+                    self._counters.release(key_pk, ask)
                 raise self._refusal(exceeded, tenant_limits, window, "tenant") from None
             self._budget_thresholds(principal.tenant_id, tenant_limits, counters, window)
         return Admission(request_id, ask, window, tenant_pk, key_pk, tenant_limits if tenant_pk else None, counters)
