@@ -263,7 +263,10 @@ def test_hot_path_makes_at_most_two_dynamodb_calls_per_request(api):
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
     get_services().chat._directory._ttl_s = 60  # the deployed cache TTL; the tests' default is 0
     # Inside one minute: the once-a-minute window rollover (two more calls) is not the hot path.
-    get_services().chat._limits._clock = FakeClock(now=1_796_000_000.0 - 1_796_000_000.0 % 60 + 1)
+    import time
+
+    now = time.time()
+    get_services().chat._limits._clock = FakeClock(now=now - now % 60 + 59)
     call(api, "POST", "/v1/chat/completions", CHAT)
     calls.clear()
     for _ in range(5):
