@@ -99,13 +99,48 @@ def test_api_gateway_may_invoke_only_the_live_aliases(raw_template: dict) -> Non
     assert set(invoked) == ({a for a in aliases if a.startswith("FunctionsAuthorizer")} if invoked else set())
 
 
-def test_default_plan_key_is_the_one_the_authorizer_returns(raw_template: dict) -> None:
-    _, key = only(resources(raw_template, "AWS::ApiGateway::ApiKey"))
+def _plans_by_name(raw: dict) -> dict[str, tuple[str, dict]]:
+    """Plan name -> (usage plan logical id, properties); usage plans are named deepseek-gateway-<stage>-<plan>."""
+    stage = props(only(resources(raw, "AWS::ApiGateway::Stage"))[1])["StageName"]
+    prefix = f"deepseek-gateway-{stage}-"
+    found = {}
+    for logical_id, plan in resources(raw, "AWS::ApiGateway::UsagePlan").items():
+        name = props(plan)["UsagePlanName"]
+        assert name.startswith(prefix), name
+        found[name.removeprefix(prefix)] = (logical_id, props(plan))
+    return found
+
+
+def test_there_is_one_usage_plan_per_configured_plan_with_its_throttle_and_quota(raw_template: dict) -> None:
+    configured = cdk_json_context()["plans"]
+    plans = _plans_by_name(raw_template)
+    assert set(plans) == set(configured) >= {"default", "pro"}
+    (api_id,) = resources(raw_template, "AWS::ApiGateway::RestApi")
+    for name, (_, plan) in plans.items():
+        limits = configured[name]
+        assert plan["Throttle"] == {"RateLimit": limits["rate_limit"], "BurstLimit": limits["burst_limit"]}
+        assert "Quota" not in plan  # none of cdk.json's plans has a quota
+        (api_stage,) = plan["ApiStages"]
+        assert logical_id_of(api_stage["ApiId"]) == api_id
+
+
+def test_each_plan_key_is_attached_to_its_plan_and_is_the_one_the_authorizer_returns(raw_template: dict) -> None:
     stage = props(only(resources(raw_template, "AWS::ApiGateway::Stage"))[1])["StageName"]
-    assert props(key)["Value"] == f"deepseek-gateway-{stage}-usage-plan-default"
-    (plan_id, _) = only(resources(raw_template, "AWS::ApiGateway::UsagePlan"))
-    _, plan_key = only(resources(raw_template, "AWS::ApiGateway::UsagePlanKey"))
-    assert logical_id_of(props(plan_key)["UsagePlanId"]) == plan_id
+    plans = _plans_by_name(raw_template)
+    keys = resources(raw_template, "AWS::ApiGateway::ApiKey")
+    attached = {
+        logical_id_of(props(k)["UsagePlanId"]): logical_id_of(props(k)["KeyId"])
+        for k in resources(raw_template, "AWS::ApiGateway::UsagePlanKey").values()
+    }
+    assert len(attached) == len(resources(raw_template, "AWS::ApiGateway::UsagePlanKey")) == len(plans) == len(keys)
+    key_values = {}
+    for name, (plan_id, _) in plans.items():
+        key = keys[attached[plan_id]]
+        assert props(key)["Value"] == props(key)["Name"] == f"deepseek-gateway-{stage}-usage-plan-{name}"
+        key_values[name] = props(key)["Value"]
+    # The default plan keeps the logical ids of the single plan of earlier releases (no replacement).
+    assert plans["default"][0].startswith("ApiRestApiDefaultUsagePlan")
+    assert attached[plans["default"][0]].startswith("ApiRestApiDefaultPlanKey")
     if has_handler("authorizer"):
         (function,) = [
             f
@@ -113,7 +148,37 @@ def test_default_plan_key_is_the_one_the_authorizer_returns(raw_template: dict) 
             if k.startswith("FunctionsAuthorizer")
         ]
         plan_keys = json.loads(props(function)["Environment"]["Variables"]["USAGE_PLAN_KEYS"])
-        assert plan_keys == {"default": props(key)["Value"]}
+        assert plan_keys == key_values
+
+
+def test_usage_plans_follow_the_plans_context_including_daily_quotas() -> None:
+    template = _api_stack(
+        stage="prod",
+        plans={
+            "default": {"rate_limit": 5, "burst_limit": 10, "quota_per_day": None},
+            "team-2": {"rate_limit": 20, "burst_limit": 30, "quota_per_day": 100_000},
+        },
+    )
+    template.resource_count_is("AWS::ApiGateway::UsagePlan", 2)
+    template.resource_count_is("AWS::ApiGateway::ApiKey", 2)
+    template.resource_count_is("AWS::ApiGateway::UsagePlanKey", 2)
+    template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "UsagePlanName": "deepseek-gateway-prod-default",
+            "Throttle": {"RateLimit": 5, "BurstLimit": 10},
+            "Quota": Match.absent(),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "UsagePlanName": "deepseek-gateway-prod-team-2",
+            "Throttle": {"RateLimit": 20, "BurstLimit": 30},
+            "Quota": {"Limit": 100_000, "Period": "DAY"},
+        },
+    )
+    template.has_resource_properties("AWS::ApiGateway::ApiKey", {"Value": "deepseek-gateway-prod-usage-plan-team-2"})
 
 
 @pytest.mark.parametrize(("response_type", "status", "error_type", "code"), GATEWAY_RESPONSES)
@@ -161,8 +226,8 @@ def test_stage_is_traced_throttled_and_writes_json_access_logs_to_an_encrypted_g
     p = props(stage)
     assert p["TracingEnabled"] is True
     (settings,) = p["MethodSettings"]
-    assert settings["ThrottlingRateLimit"] == 100
-    assert settings["ThrottlingBurstLimit"] == 200
+    assert settings["ThrottlingRateLimit"] == 500
+    assert settings["ThrottlingBurstLimit"] == 1000
     assert settings["LoggingLevel"] == "ERROR"
     assert settings["DataTraceEnabled"] is False
     access_log_format = json.loads(p["AccessLogSetting"]["Format"])
@@ -179,13 +244,6 @@ def test_execution_logs_group_is_created_encrypted_before_api_gateway_would(raw_
     ]
     assert "API-Gateway-Execution-Logs_" in json.dumps(props(group)["LogGroupName"])
     assert "KmsKeyId" in props(group)
-
-
-def test_default_usage_plan_throttles_each_key(raw_template: dict) -> None:
-    _, plan = only(resources(raw_template, "AWS::ApiGateway::UsagePlan"))
-    assert props(plan)["Throttle"] == {"RateLimit": 50, "BurstLimit": 100}
-    (api_stage,) = props(plan)["ApiStages"]
-    assert logical_id_of(api_stage["ApiId"]) in resources(raw_template, "AWS::ApiGateway::RestApi")
 
 
 def test_waf_is_off_by_default(dev: Template) -> None:

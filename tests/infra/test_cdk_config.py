@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aws_cdk import App
 from gateway_cdk.app_factory import cdk_json_context
-from gateway_cdk.config import DEFAULTS, ConfigError, GatewayConfig
+from gateway_cdk.config import DEFAULTS, ConfigError, GatewayConfig, PlanLimits
 
 
 def test_cdk_json_declares_every_configuration_key() -> None:
@@ -60,6 +60,72 @@ def test_oidc_issuers_are_issuer_objects_as_the_authorizer_reads_them() -> None:
 def test_bad_values_are_refused_naming_the_key(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=key):
         GatewayConfig.from_values({key: value})
+
+
+def test_plans_are_parsed_from_objects_and_command_line_json() -> None:
+    config = GatewayConfig.from_values(
+        {
+            "plans": '{"default": {"rate_limit": "5", "burst_limit": 10}, "team-2": '
+            '{"rate_limit": 20, "burst_limit": 30, "quota_per_day": 1000}}'
+        }
+    )
+    assert config.plans == {
+        "default": PlanLimits(rate_limit=5, burst_limit=10, quota_per_day=None),
+        "team-2": PlanLimits(rate_limit=20, burst_limit=30, quota_per_day=1000),
+    }
+    assert config.usage_plan_keys == {
+        "default": "deepseek-gateway-dev-usage-plan-default",
+        "team-2": "deepseek-gateway-dev-usage-plan-team-2",
+    }
+    assert set(GatewayConfig().plans) == set(GatewayConfig.from_values({}).plans) == {"default", "pro"}
+    assert GatewayConfig().plans["pro"] == PlanLimits(rate_limit=200, burst_limit=400)
+
+
+_DEFAULT = {"rate_limit": 50, "burst_limit": 100}
+
+
+@pytest.mark.parametrize(
+    ("plans", "message"),
+    [
+        ("{not json", "`plans` is not valid JSON"),
+        ([_DEFAULT], "`plans` must be a non-empty object"),
+        ({}, "`plans` must be a non-empty object"),
+        ({"pro": _DEFAULT}, "`plans` must define the `default` plan"),
+        ({"default": _DEFAULT, "Pro!": _DEFAULT}, r"plan names must match .*'Pro!'"),
+        ({"default": _DEFAULT, "x" * 33: _DEFAULT}, "plan names must match"),
+        ({"default": 50}, "`plans.default` must be an object"),
+        ({"default": {"rate_limit": 50}}, "`plans.default` must set `burst_limit`"),
+        ({"default": {**_DEFAULT, "rate": 5}}, "`plans.default` has unknown fields rate"),
+        ({"default": {**_DEFAULT, "rate_limit": 0}}, r"`plans.default.rate_limit` must be >= 1"),
+        ({"default": {**_DEFAULT, "burst_limit": "lots"}}, "`plans.default.burst_limit` must be an integer"),
+        ({"default": {**_DEFAULT, "burst_limit": 1.5}}, "`plans.default.burst_limit` must be an integer"),
+        ({"default": {**_DEFAULT, "burst_limit": True}}, "`plans.default.burst_limit` must be an integer"),
+        ({"default": {**_DEFAULT, "quota_per_day": 0}}, r"`plans.default.quota_per_day` must be >= 1"),
+    ],
+)
+def test_bad_plans_are_refused_with_a_message_naming_the_plan_and_field(plans: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        GatewayConfig.from_values({"plans": plans})
+    with pytest.raises(ConfigError, match=message):
+        GatewayConfig(plans=plans)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["usage_plan_rate_limit", "usage_plan_burst_limit", "usage_plan_quota_per_day"])
+def test_the_replaced_usage_plan_keys_are_refused_with_a_pointer_to_plans(key: str) -> None:
+    field = key.removeprefix("usage_plan_")
+    message = f"`{key}` was replaced by `plans`: set `plans.default.{field}`"
+    with pytest.raises(ConfigError, match=message):
+        GatewayConfig.from_values({key: 10})
+    for context in ({key: 10}, {"stages": {"dev": {key: 10}}}):  # top level (`-c`) and stage block
+        with pytest.raises(ConfigError, match=message):
+            GatewayConfig.from_node(App(context=context).node, stage="dev")
+
+
+def test_a_stage_block_replaces_the_whole_plans_object() -> None:
+    only_default = {"default": {"rate_limit": 1, "burst_limit": 2}}
+    app = App(context={**cdk_json_context(), "stages": {"prod": {"plans": only_default}}})
+    assert set(GatewayConfig.from_node(app.node, stage="prod").plans) == {"default"}
+    assert set(GatewayConfig.from_node(app.node, stage="dev").plans) == {"default", "pro"}
 
 
 def test_an_unknown_key_in_a_stage_block_is_refused() -> None:

@@ -227,7 +227,10 @@ def test_authorizer_spec_reads_only_the_tenants_table_and_gets_issuers_and_plan_
     spec = authorizer_spec(GatewayConfig(stage="prod", oidc_issuers=(issuer,)))
     assert spec.synchronous and spec.timeout.to_seconds() <= 10
     assert json.loads(spec.environment["OIDC_ISSUERS"]) == [issuer]
-    assert json.loads(spec.environment["USAGE_PLAN_KEYS"]) == {"default": "deepseek-gateway-prod-usage-plan-default"}
+    assert json.loads(spec.environment["USAGE_PLAN_KEYS"]) == {
+        "default": "deepseek-gateway-prod-usage-plan-default",
+        "pro": "deepseek-gateway-prod-usage-plan-pro",
+    }
     assert "OIDC_ISSUERS" not in authorizer_spec(GatewayConfig()).environment
 
     config = GatewayConfig()

@@ -6,6 +6,11 @@ and never read the context themselves. Values given on the command line arrive a
 
 Per-stage overrides live under the context key `stages`, e.g. `{"stages": {"prod": {"waf": true}}}`:
 a value there wins over the top-level key of the same name (including one given with `-c`).
+
+`plans` holds one API Gateway usage plan per tenant plan: `{"<plan>": {"rate_limit": <rps>,
+"burst_limit": <requests>, "quota_per_day": <requests> | null}}`. A value for `plans` (top level, `-c`
+or stage block) replaces the whole object; it must define `default`, the plan the authorizer falls
+back to for tenants whose plan has no usage plan of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from aws_cdk import aws_logs as logs
@@ -35,11 +41,12 @@ DEFAULTS: dict[str, Any] = {
     "log_retention_days": 30,
     "log_level": "INFO",
     "authorizer_cache_ttl_s": 300,
-    "throttle_rate_limit": 100,
-    "throttle_burst_limit": 200,
-    "usage_plan_rate_limit": 50,
-    "usage_plan_burst_limit": 100,
-    "usage_plan_quota_per_day": None,
+    "throttle_rate_limit": 500,
+    "throttle_burst_limit": 1000,
+    "plans": {
+        "default": {"rate_limit": 50, "burst_limit": 100, "quota_per_day": None},
+        "pro": {"rate_limit": 200, "burst_limit": 400, "quota_per_day": None},
+    },
     "integration_timeout_s": 29,
     "deepseek_base_url": "https://api.deepseek.com",
     "openai_base_url": "https://api.openai.com/v1",
@@ -82,6 +89,17 @@ _DOMAIN_PREFIX_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _DOMAIN_RESERVED = ("aws", "amazon", "cognito")
 # A tenant id as the authorizer accepts it (deepseek_gateway.auth.oidc.TENANT_RE).
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# A tenant's plan as the tenancy models accept it (deepseek_gateway.tenancy.models.Tenant.plan).
+_PLAN_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+# The plan the authorizer falls back to for a tenant whose plan has no usage plan (auth.service.usage_key_for).
+DEFAULT_PLAN = "default"
+_PLAN_FIELDS = ("rate_limit", "burst_limit", "quota_per_day")
+# Keys that were replaced: refused with a pointer to their successor rather than silently ignored.
+_REPLACED_KEYS = {
+    "usage_plan_rate_limit": "plans.default.rate_limit",
+    "usage_plan_burst_limit": "plans.default.burst_limit",
+    "usage_plan_quota_per_day": "plans.default.quota_per_day",
+}
 
 
 class ConfigError(ValueError):
@@ -151,6 +169,63 @@ def _issuers(value: Any) -> tuple[Mapping[str, Any], ...]:
 
 
 @dataclass(frozen=True)
+class PlanLimits:
+    """The edge throttle of one tenant plan: its API Gateway usage plan."""
+
+    rate_limit: int  # requests per second, steady state
+    burst_limit: int  # requests, token-bucket capacity
+    quota_per_day: int | None = None  # requests per day; None: no quota
+
+
+def _plan_number(key: str, value: Any, *, optional: bool = False) -> int | None:
+    if isinstance(value, bool):  # int(True) == 1: refuse rather than read `true` as one request
+        raise ConfigError(f"context `{key}` must be an integer, got {value!r}")
+    return _optional_int(key, value, minimum=1) if optional else _int(key, value, minimum=1)
+
+
+def _plans(value: Any) -> Mapping[str, PlanLimits]:
+    """Usage plans by tenant plan name (JSON text from the command line); `default` is required."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"context `plans` is not valid JSON: {exc}") from None
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(f"context `plans` must be a non-empty object of plan name -> limits, got {value!r}")
+    plans: dict[str, PlanLimits] = {}
+    for name, limits in value.items():
+        if not isinstance(name, str) or not _PLAN_RE.match(name):
+            raise ConfigError(f"context `plans`: plan names must match {_PLAN_RE.pattern}, got {name!r}")
+        key = f"plans.{name}"
+        if isinstance(limits, PlanLimits):
+            limits = {f: getattr(limits, f) for f in _PLAN_FIELDS}
+        if not isinstance(limits, Mapping):
+            raise ConfigError(
+                f"context `{key}` must be an object with `rate_limit`, `burst_limit` and optional "
+                f"`quota_per_day`, got {limits!r}"
+            )
+        unknown = sorted(set(limits) - set(_PLAN_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"context `{key}` has unknown fields {', '.join(map(str, unknown))}; known: {', '.join(_PLAN_FIELDS)}"
+            )
+        missing = [f for f in ("rate_limit", "burst_limit") if limits.get(f) is None]
+        if missing:
+            raise ConfigError(f"context `{key}` must set {' and '.join(f'`{f}`' for f in missing)}")
+        plans[name] = PlanLimits(
+            rate_limit=_plan_number(f"{key}.rate_limit", limits["rate_limit"]),
+            burst_limit=_plan_number(f"{key}.burst_limit", limits["burst_limit"]),
+            quota_per_day=_plan_number(f"{key}.quota_per_day", limits.get("quota_per_day"), optional=True),
+        )
+    if DEFAULT_PLAN not in plans:
+        raise ConfigError(
+            f"context `plans` must define the `{DEFAULT_PLAN}` plan: the authorizer falls back to it for "
+            f"tenants whose plan has no usage plan, got plans {', '.join(plans)}"
+        )
+    return MappingProxyType(plans)
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     stage: str = DEFAULTS["stage"]
     region: str = DEFAULTS["region"]
@@ -166,9 +241,8 @@ class GatewayConfig:
     authorizer_cache_ttl_s: int = DEFAULTS["authorizer_cache_ttl_s"]
     throttle_rate_limit: int = DEFAULTS["throttle_rate_limit"]
     throttle_burst_limit: int = DEFAULTS["throttle_burst_limit"]
-    usage_plan_rate_limit: int = DEFAULTS["usage_plan_rate_limit"]
-    usage_plan_burst_limit: int = DEFAULTS["usage_plan_burst_limit"]
-    usage_plan_quota_per_day: int | None = None
+    # Plan name -> limits; dicts of limits are accepted and parsed (see `_plans`).
+    plans: Mapping[str, PlanLimits] = field(default_factory=lambda: _plans(DEFAULTS["plans"]))
     integration_timeout_s: int = DEFAULTS["integration_timeout_s"]
     deepseek_base_url: str = DEFAULTS["deepseek_base_url"]
     openai_base_url: str = DEFAULTS["openai_base_url"]
@@ -179,6 +253,7 @@ class GatewayConfig:
     cognito_client_tenant: str = DEFAULTS["cognito_client_tenant"]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "plans", _plans(self.plans))
         if not _STAGE_RE.match(self.stage):
             raise ConfigError(f"context `stage` must match {_STAGE_RE.pattern}, got {self.stage!r}")
         if self.log_retention_days not in _RETENTION:
@@ -229,9 +304,17 @@ class GatewayConfig:
         """
         return f"deepseek-gateway-{self.stage}-usage-plan-{plan}"
 
+    @property
+    def usage_plan_keys(self) -> dict[str, str]:
+        """Plan name -> value of its usage plan's API key: the authorizer's `USAGE_PLAN_KEYS`."""
+        return {plan: self.usage_plan_key(plan) for plan in self.plans}
+
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> GatewayConfig:
         """Build from a flat mapping of context values (missing keys take their defaults)."""
+        for old, new in _REPLACED_KEYS.items():
+            if values.get(old) is not None:
+                raise ConfigError(f"context `{old}` was replaced by `plans`: set `{new}` instead")
         unknown = sorted(set(values) - set(DEFAULTS))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
@@ -251,11 +334,7 @@ class GatewayConfig:
             authorizer_cache_ttl_s=_int("authorizer_cache_ttl_s", v["authorizer_cache_ttl_s"]),
             throttle_rate_limit=_int("throttle_rate_limit", v["throttle_rate_limit"], minimum=1),
             throttle_burst_limit=_int("throttle_burst_limit", v["throttle_burst_limit"], minimum=1),
-            usage_plan_rate_limit=_int("usage_plan_rate_limit", v["usage_plan_rate_limit"], minimum=1),
-            usage_plan_burst_limit=_int("usage_plan_burst_limit", v["usage_plan_burst_limit"], minimum=1),
-            usage_plan_quota_per_day=_optional_int(
-                "usage_plan_quota_per_day", v["usage_plan_quota_per_day"], minimum=1
-            ),
+            plans=_plans(v["plans"]),
             integration_timeout_s=_int("integration_timeout_s", v["integration_timeout_s"], minimum=1),
             deepseek_base_url=str(v["deepseek_base_url"]),
             openai_base_url=str(v["openai_base_url"]),
@@ -277,7 +356,7 @@ class GatewayConfig:
         if isinstance(stages, str):
             stages = json.loads(stages)
         values: dict[str, Any] = {}
-        for key in DEFAULTS:
+        for key in [*DEFAULTS, *_REPLACED_KEYS]:  # replaced keys are read to be refused, not ignored
             value = node.try_get_context(key)
             if value is not None:
                 values[key] = value

@@ -6,9 +6,10 @@ Routes (all Lambda proxy integrations to `api:live`):
 
 With an authorizer function, every method uses the Lambda REQUEST authorizer (identity source: the
 Authorization header, cached) and requires the usage-plan key the authorizer returns
-(`apiKeySource: AUTHORIZER`), so usage plans throttle per tenant. Without one (before the
-authorizer exists), methods require IAM (SigV4) authorization: the API stays closed rather than
-open to anyone who can reach it.
+(`apiKeySource: AUTHORIZER`): the key of the tenant's plan, so the usage plan of that plan (one per
+entry of the context key `plans`) throttles the plan's tenants, who share its key. Without one
+(before the authorizer exists), methods require IAM (SigV4) authorization: the API stays closed
+rather than open to anyone who can reach it.
 
 Errors that API Gateway answers itself (authorizer denials, throttling, payload too large,
 integration timeout) come back in OpenAI's error shape, like the function's own errors.
@@ -25,7 +26,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from ..config import GatewayConfig
+from ..config import DEFAULT_PLAN, GatewayConfig
 from .common import encrypted_log_group
 
 # (response type, status code or None to keep API Gateway's, OpenAI error type, OpenAI error code)
@@ -190,29 +191,43 @@ class Api(Construct):
                            else openai_error_template(error_type, code)},
             )
 
-        self.default_usage_plan = self.rest_api.add_usage_plan(
-            "DefaultUsagePlan",
-            name=f"deepseek-gateway-{config.stage}-default",
-            description="Throttle for tenants on the default plan (they share its key)",
-            throttle=apigw.ThrottleSettings(
-                rate_limit=config.usage_plan_rate_limit, burst_limit=config.usage_plan_burst_limit
-            ),
-            quota=(
-                apigw.QuotaSettings(limit=config.usage_plan_quota_per_day, period=apigw.Period.DAY)
-                if config.usage_plan_quota_per_day
-                else None
-            ),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.stage)],
-        )
-
-        # The key the authorizer returns as usageIdentifierKey for tenants on the default plan.
-        self.default_plan_key = self.rest_api.add_api_key(
-            "DefaultPlanKey",
-            api_key_name=config.usage_plan_key("default"),
-            value=config.usage_plan_key("default"),
-            description="Usage identifier of the default plan (returned by the authorizer; not a credential)",
-        )
-        self.default_usage_plan.add_api_key(self.default_plan_key)
+        # One usage plan per tenant plan (context `plans`), each with one fixed-value API key: the
+        # authorizer returns the key of the tenant's plan as usageIdentifierKey (USAGE_PLAN_KEYS), so
+        # API Gateway throttles every tenant of a plan by that plan's limits.
+        self.usage_plans: dict[str, apigw.UsagePlan] = {}
+        self.plan_keys: dict[str, apigw.IApiKey] = {}
+        for plan, limits in config.plans.items():
+            # "default" -> DefaultUsagePlan / DefaultPlanKey: the ids of the single plan of earlier
+            # releases, so that its plan and key are updated in place, not replaced (a replacement
+            # would create a key with the value the old one still holds).
+            prefix = plan[0].upper() + plan[1:]
+            usage_plan = self.rest_api.add_usage_plan(
+                f"{prefix}UsagePlan",
+                name=f"deepseek-gateway-{config.stage}-{plan}",
+                description=(
+                    "Throttle for tenants on the default plan and on plans without a usage plan (they share its key)"
+                    if plan == DEFAULT_PLAN
+                    else f"Throttle for tenants on the {plan} plan (they share its key)"
+                ),
+                throttle=apigw.ThrottleSettings(rate_limit=limits.rate_limit, burst_limit=limits.burst_limit),
+                quota=(
+                    apigw.QuotaSettings(limit=limits.quota_per_day, period=apigw.Period.DAY)
+                    if limits.quota_per_day
+                    else None
+                ),
+                api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.stage)],
+            )
+            key = self.rest_api.add_api_key(
+                f"{prefix}PlanKey",
+                api_key_name=config.usage_plan_key(plan),
+                value=config.usage_plan_key(plan),
+                description=f"Usage identifier of the {plan} plan (returned by the authorizer; not a credential)",
+            )
+            usage_plan.add_api_key(key)
+            self.usage_plans[plan] = usage_plan
+            self.plan_keys[plan] = key
+        self.default_usage_plan = self.usage_plans[DEFAULT_PLAN]
+        self.default_plan_key = self.plan_keys[DEFAULT_PLAN]
 
         self.web_acl: wafv2.CfnWebACL | None = self._web_acl() if config.waf else None
         self._acknowledge()

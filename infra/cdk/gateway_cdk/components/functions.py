@@ -90,7 +90,9 @@ def authorizer_spec(config: GatewayConfig, *, extra_issuers: Sequence[Mapping[st
     marker, and CDK renders the whole value as an `Fn::Join` around the references. Only ids (letters,
     digits, `_`, `-`) are tokens here, so the JSON needs no escaping at deploy time.
     """
-    environment = {"USAGE_PLAN_KEYS": json.dumps({"default": config.usage_plan_key("default")})}
+    # Plan -> the API key of its usage plan (components/api.py creates them): the authorizer returns
+    # the tenant's as usageIdentifierKey, falling back to "default".
+    environment = {"USAGE_PLAN_KEYS": json.dumps(config.usage_plan_keys, separators=(",", ":"))}
     issuers = [*config.oidc_issuers, *extra_issuers]
     if issuers:
         environment["OIDC_ISSUERS"] = json.dumps(issuers, separators=(",", ":"))
