@@ -10,39 +10,26 @@ from deepseek_gateway.catalogue import ModelEntry, ProviderName
 from deepseek_gateway.models.chat import ChatCompletion, ChatCompletionRequest
 from deepseek_gateway.providers.base import ProviderFailure
 from deepseek_gateway.providers.credentials import KeySource
+from deepseek_gateway.providers.sdk_client import SdkProvider
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(SdkProvider):
     def __init__(self, name: ProviderName, base_url: str, api_key: KeySource) -> None:
-        self.name = name
-        self._base_url = base_url
-        self._api_key = api_key
-        self._client: Any = None
-        self._client_key: str | None = None
-
-    def configured(self) -> bool:
-        return self._api_key() is not None
-
-    def _client_for(self, key: str) -> Any:
-        # Rebuilt only when the key changes (a rotated secret); otherwise one pooled client per process.
-        if self._client is None or key != self._client_key:
+        def make_client(key: str) -> Any:
             from openai import OpenAI  # lazy: ~0.3 s of import paid only when this provider is called
 
-            self._client = OpenAI(api_key=key, base_url=self._base_url, max_retries=0)
-            self._client_key = key
-        return self._client
+            return OpenAI(api_key=key, base_url=base_url, max_retries=0)
+
+        super().__init__(name, api_key, make_client)
 
     def complete(self, request: ChatCompletionRequest, entry: ModelEntry, timeout_s: float) -> ChatCompletion:
         import openai
 
         from deepseek_gateway.providers.sdk_errors import classify
 
-        key = self._api_key()
-        if key is None:
-            raise ProviderFailure(self.name, "connection", "no API key is configured for this provider")
+        client = self.client()
         body = request.to_upstream(entry.upstream)
         model, messages = body.pop("model"), body.pop("messages")
-        client = self._client_for(key)
         try:
             raw = client.with_options(timeout=timeout_s).chat.completions.with_raw_response.create(
                 model=model, messages=messages, extra_body=body
