@@ -46,9 +46,10 @@ def main() -> None:
     from moto.moto_api._internal.models import moto_api_backend
     from moto.server import ThreadedMotoServer
 
-    from local_cloud.moto_patches import serialize_dynamodb
+    from local_cloud.moto_patches import keep_alive_and_no_delay, serialize_dynamodb
 
     serialize_dynamodb()
+    keep_alive_and_no_delay()
     if args.invoke_url:
         _route_invocations(args.invoke_url)
     moto_api_backend.set_config(

@@ -255,6 +255,7 @@ def _models(provider: str) -> dict[str, Any]:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body go in separate writes: no 40 ms Nagle stall
     protocol_version = "HTTP/1.1"  # keep-alive, like the real APIs; every answer carries Content-Length
     server: _Server
 

@@ -1,0 +1,1 @@
+"""Evaluation data for the safety layer: corpus loaders, generators and one shipped sample (see README.md)."""
