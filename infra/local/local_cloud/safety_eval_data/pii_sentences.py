@@ -2,11 +2,12 @@
 
 Structured values come from Faker (as in presidio-evaluator) or from generators here, with real
 formats and check digits (Luhn for cards, mod 97 for IBANs, SSA ranges for SSNs) in the varied
-shapes people type them (spaced and dashed cards, grouped IBANs, international phone numbers); names, addresses, companies
-and the other unstructured slots come from presidio-evaluator's FakeNameGenerator sample, so the
-sentences carry realistic non-PII numbers (house numbers, zip codes, ages, years) that must not be
-flagged. Secrets (not in presidio's templates) use templates written here, in code and config
-snippets, beside secret-shaped non-secrets (commit hashes, UUIDs, documented example keys).
+shapes people type them (spaced and dashed cards, grouped IBANs, international phone numbers).
+Names, addresses, companies and the other unstructured slots come from presidio-evaluator's
+FakeNameGenerator sample, so the sentences carry realistic non-PII numbers (house numbers, zip
+codes, ages, years) that must not be flagged. Secrets (not in presidio's templates) use templates
+written here, in code and config snippets, beside secret-shaped non-secrets (commit hashes, UUIDs,
+documented example keys).
 """
 
 from __future__ import annotations
@@ -208,10 +209,7 @@ def _fill_presidio(template: str, rng: random.Random, person: dict[str, str],
         slot = match.group(1)
         out += template[last:match.start()]
         entity = ENTITY_OF_SLOT.get(slot)
-        if entity:
-            value = generators[entity](rng)
-        else:
-            value = unstructured.get(slot, person.get("GivenName", "Alex"))
+        value = generators[entity](rng) if entity else unstructured.get(slot, person["GivenName"])
         if entity:
             spans.append((len(out), len(out) + len(value), entity))
         out += value
