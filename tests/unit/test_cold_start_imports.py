@@ -20,7 +20,7 @@ print(json.dumps({name: name in sys.modules for name in ("openai", "anthropic", 
 
 def imported_by_api_handler(extra_env: dict[str, str]) -> dict[str, bool]:
     env = {k: v for k, v in os.environ.items() if k != "AWS_XRAY_DAEMON_ADDRESS"} | extra_env
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S603
                          check=True, timeout=60).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -31,6 +31,7 @@ def test_the_api_handler_imports_no_provider_sdk_and_no_xray_without_a_daemon():
 
 
 def test_with_an_xray_daemon_the_tracer_is_real():
-    loaded = imported_by_api_handler({"AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000", "POWERTOOLS_TRACE_DISABLED": "false"})
+    xray = {"AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000", "POWERTOOLS_TRACE_DISABLED": "false"}
+    loaded = imported_by_api_handler(xray)
     assert loaded["aws_xray_sdk"] is True
     assert loaded["openai"] is False

@@ -21,6 +21,7 @@ from deepseek_gateway.models.chat import ChatCompletionRequest, Usage
 from deepseek_gateway.observability import logger, metrics
 from deepseek_gateway.policy.engine import RequestFacts, violation
 from deepseek_gateway.routing.router import RoutedCompletion, Router
+from deepseek_gateway.safety import Moderator, SafetySettings, inspect_request, inspect_response
 from deepseek_gateway.tenancy.directory import TenantContext, TenantDirectory, principal_uid
 from deepseek_gateway.tokens import estimate_prompt_tokens, output_reserve
 from deepseek_gateway.validation import invalid_request
@@ -28,6 +29,9 @@ from deepseek_gateway.validation import invalid_request
 _KNOWN_FIELDS = frozenset(
     info.alias or name for name, info in ChatCompletionRequest.model_fields.items()
 ) - {"extensions"}
+
+
+DEFAULT_SAFETY = SafetySettings()
 
 
 @dataclass
@@ -72,11 +76,13 @@ class ChatService:
     """
 
     def __init__(self, catalogue: Catalogue, router: Router, directory: TenantDirectory | None = None,
-                 limits: LimitService | None = None) -> None:
+                 limits: LimitService | None = None,
+                 moderators: Callable[[SafetySettings], Moderator | None] | None = None) -> None:
         self._catalogue = catalogue
         self._router = router
         self._directory = directory
         self._limits = limits
+        self._moderators = moderators or (lambda _settings: None)
 
     def parse(self, body: Any) -> ChatCompletionRequest:
         return parse_request(body, self._catalogue)
@@ -90,6 +96,10 @@ class ChatService:
         prompt_tokens = estimate_prompt_tokens(request)
         if context is not None and principal is not None:
             allowed = self._policy_check(context, principal, request, entry, prompt_tokens)
+        safety = context.settings.safety if context is not None else DEFAULT_SAFETY
+        moderator = self._moderators(safety)
+        verdict = inspect_request(request, safety, moderator=moderator)
+        verdict.raise_if_blocked()  # 400 content_policy_violation, before anything is reserved or called
         admission = None
         if self._limits is not None and context is not None and principal is not None:
             chain = [c for c in self._catalogue.chain(entry) if c is entry or allowed is None or allowed(c)]
@@ -98,12 +108,15 @@ class ChatService:
             admission = self._limits.admit(principal, context.tenant.limits, context.key_limits, request_id,
                                            prompt_tokens + output_reserve(request, entry), reserve_cost)
         try:
-            routed = self._router.complete(request, entry, allowed)
+            # The provider sees the redacted request (placeholders, canary); the client gets its values back.
+            routed = self._router.complete(verdict.request, entry, allowed)
         except GatewayError as error:
             if admission is not None and principal is not None and context is not None:
                 self._settle(admission, principal, context, request, None, Decimal(0), error.status, started)
                 error.headers = {**admission.headers(), **error.headers}
             raise
+        checked = inspect_response(routed.completion, verdict, request, safety, moderator=moderator)
+        routed.completion = checked.completion
         cost = answer_cost(routed.served_by, routed.completion.usage)
         self._metrics(routed, cost)
         if admission is not None and principal is not None and context is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deepseek_gateway.safety.settings import SafetySettings
+
 
 class PolicySettings(BaseModel):
     """What the policy decides beyond allow/deny: how the safety layer treats prompts, what is stored."""
@@ -12,7 +14,7 @@ class PolicySettings(BaseModel):
 
     store_prompts: bool = False  # usage records never hold prompt or answer text unless this is on
     retention_days: int = Field(default=90, ge=1, le=3650)  # usage records expire after this many days
-    safety: dict[str, object] = Field(default_factory=dict)  # the safety layer's per-tenant settings
+    safety: SafetySettings = Field(default_factory=SafetySettings)  # the safety layer's per-tenant settings
 
 
 class TenantPolicy(BaseModel):

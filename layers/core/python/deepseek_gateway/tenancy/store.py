@@ -117,13 +117,14 @@ class TenantStore:
         item = self._db.get_item(
             TableName=self._table, Key=_item({"pk": f"TENANT#{tenant_id}", "sk": "POLICY"}), ConsistentRead=True
         ).get("Item")
-        return TenantPolicy.model_validate(_plain(item)["policy"]) if item else None
+        return TenantPolicy.model_validate_json(_plain(item)["policy"]) if item else None
 
     def put_policy(self, tenant_id: str, policy: TenantPolicy) -> TenantPolicy:
         """Stores a policy already validated by the policy engine (see the admin API)."""
         self.require_tenant(tenant_id)
         self._db.put_item(TableName=self._table, Item=_item({
-            "pk": f"TENANT#{tenant_id}", "sk": "POLICY", "policy": policy.model_dump(mode="json"),
+            # As JSON text: settings hold floats, which DynamoDB's number type refuses.
+            "pk": f"TENANT#{tenant_id}", "sk": "POLICY", "policy": policy.model_dump_json(),
             "updated_at": int(self._clock())}))
         return policy
 
@@ -142,7 +143,7 @@ class TenantStore:
         key_item = items.get((f"TENANT#{tenant_id}", f"KEY#{key_id}")) if key_id else None
         return (
             Tenant.model_validate(_plain(tenant_item)) if tenant_item else None,
-            TenantPolicy.model_validate(_plain(policy_item)["policy"]) if policy_item else None,
+            TenantPolicy.model_validate_json(_plain(policy_item)["policy"]) if policy_item else None,
             ApiKey.model_validate(_plain(key_item)).limits if key_item else None,
         )
 

@@ -74,8 +74,29 @@ def build_services(settings: Settings) -> Services:
         notify = (sqs_notifier(settings.notifications_queue_url, boto3.client("sqs"))
                   if settings.notifications_queue_url else None)
         limits = LimitService(CounterStore(settings.usage_table_name, dynamodb), ledger, dynamodb, notify=notify)
-    return Services(settings=settings, catalogue=catalogue, chat=ChatService(catalogue, router, directory, limits),
+    chat = ChatService(catalogue, router, directory, limits, moderators=moderator_factory(settings))
+    return Services(settings=settings, catalogue=catalogue, chat=chat,
                     tenant_store=tenants, ledger=ledger)
+
+
+def moderator_factory(settings: Settings):  # noqa: ANN201 - Callable[[SafetySettings], Moderator | None]
+    """One external moderator per distinct moderation setting, built on first use and kept."""
+    from deepseek_gateway.providers.credentials import key_source
+
+    openai_key = key_source(settings, "openai")
+    built: dict[str, object] = {}
+
+    def moderator_for(safety):  # noqa: ANN001, ANN202
+        if safety.moderation.provider == "none":
+            return None
+        key = safety.moderation.model_dump_json()
+        if key not in built:
+            from deepseek_gateway.safety import build_moderator
+
+            built[key] = build_moderator(safety.moderation, openai_api_key=openai_key())
+        return built[key]
+
+    return moderator_for
 
 
 @lru_cache(maxsize=1)
