@@ -245,3 +245,9 @@ def test_authorizer_spec_reads_only_the_tenants_table_and_gets_issuers_and_plan_
     assert {t.split("Table")[0] for t in targets} == {"StorageTenants"}
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert not {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} & actions
+
+
+def test_safety_task_function_touches_no_table_queue_or_secret(raw_template: dict) -> None:
+    role = function_role_id(raw_template, "FunctionsSafetyFunction")
+    services = {a.split(":")[0] for s in policy_statements_of_role(raw_template, role) for a in as_list(s["Action"])}
+    assert services <= {"logs", "xray", "kms"}, services

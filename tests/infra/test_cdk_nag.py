@@ -45,17 +45,23 @@ ACKNOWLEDGED = {
 }
 
 
-if has_handler("authorizer"):
-    ACKNOWLEDGED |= {
-        ("AwsSolutions-IAM5[Resource::*]", "Functions/Authorizer/Role/DefaultPolicy/Resource"),
-        ("Serverless-LambdaDLQ", "Functions/Authorizer/Function/Resource"),
-        ("Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish", "Functions/Authorizer/Function"),
+def _function_acknowledgments(construct: str) -> set[tuple[str, str]]:
+    """What every synchronously invoked function carries: X-Ray's `*`, no DLQ, SnapStart, CodeDeploy's role."""
+    return {
+        ("AwsSolutions-IAM5[Resource::*]", f"Functions/{construct}/Role/DefaultPolicy/Resource"),
+        ("Serverless-LambdaDLQ", f"Functions/{construct}/Function/Resource"),
+        ("Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish", f"Functions/{construct}/Function"),
         (
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AWSCodeDeployRoleForLambdaLimited]",
-            "Deployment/AuthorizerDeploymentGroup/ServiceRole/Resource",
+            f"Deployment/{construct}DeploymentGroup/ServiceRole/Resource",
         ),
     }
+
+
+for _name, _construct in (("authorizer", "Authorizer"), ("safety", "Safety")):
+    if has_handler(_name):
+        ACKNOWLEDGED |= _function_acknowledgments(_construct)
 
 
 def _findings(report_path: Path) -> set[tuple[str, str]]:

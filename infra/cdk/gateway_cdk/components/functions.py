@@ -141,6 +141,14 @@ def function_specs(
     ]
     if has_handler("authorizer"):
         specs.append(authorizer_spec(config, extra_issuers=extra_oidc_issuers))
+    if has_handler("safety"):
+        specs.append(FunctionSpec(
+            name="safety",
+            description="The safety layer as a Step Functions task: input and output checks of batch items",
+            timeout=Duration.seconds(10),
+            memory_mb=512,
+            synchronous=True,  # a state machine task: errors go back to the workflow's Retry/Catch
+        ))
     return specs
 
 
