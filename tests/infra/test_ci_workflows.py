@@ -101,3 +101,19 @@ def test_no_workflow_references_long_lived_aws_keys(path: Path) -> None:
     for forbidden in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "aws-access-key-id", "aws-secret-access-key"):
         assert forbidden not in text
     assert not re.search(r"AKIA[0-9A-Z]{16}", text)
+
+
+def test_workflows_pass_actionlint() -> None:
+    """actionlint type-checks expressions, action inputs and job graphs beyond the structure above."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    binary = shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    if binary is None:
+        import pytest
+
+        pytest.skip("actionlint is installed by `make install` on x86_64 Linux only (see pyproject.toml)")
+    result = subprocess.run([binary, "-no-color"], cwd=ROOT, capture_output=True, text=True, timeout=60)  # noqa: S603
+    assert result.returncode == 0, result.stdout + result.stderr
