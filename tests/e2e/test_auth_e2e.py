@@ -77,3 +77,17 @@ def test_oauth2_token_from_the_local_issuer_works_as_the_api_key(cloud, provider
 def test_oauth2_token_for_an_unknown_tenant_is_permission_denied(cloud):
     with pytest.raises(openai.PermissionDeniedError):
         sdk(cloud, cloud.issuer.mint("nobody", ["chat"])).models.list()
+
+
+def test_policy_and_usage_through_the_cli(cloud, provider, tmp_path):
+    cli(cloud, "tenants", "create", "cli-policy", "--name", "CLI policy")
+    key = cli(cloud, "keys", "create", "cli-policy")["key"]
+    cedar = tmp_path / "policy.cedar"
+    cedar.write_text('@id("no-reasoner") forbid(principal, action, resource == Model::"deepseek-reasoner");')
+    assert cli(cloud, "policy", "put", "cli-policy", "--cedar", str(cedar))["custom"] is True
+    assert "no-reasoner" in cli(cloud, "policy", "get", "cli-policy")["cedar"]
+    client = sdk(cloud, key)
+    assert client.chat.completions.create(model="deepseek-chat", messages=HELLO).choices
+    usage = cli(cloud, "usage", "cli-policy")
+    assert usage["data"][0]["requests"] == 1
+    assert cli(cloud, "policy", "reset", "cli-policy")["custom"] is False

@@ -137,7 +137,33 @@ def run(args: argparse.Namespace) -> Any:
             return _call(args, "GET", f"/tenants/{args.tenant_id}/keys")
         if args.action == "revoke":
             return _call(args, "DELETE", f"/tenants/{args.tenant_id}/keys/{args.key_id}")
+    if command == "policy":
+        if args.action == "get":
+            return _call(args, "GET", f"/tenants/{args.tenant_id}/policy")
+        if args.action == "put":
+            return _call(args, "PUT", f"/tenants/{args.tenant_id}/policy", _policy_body(args))
+        if args.action == "reset":
+            return _call(args, "DELETE", f"/tenants/{args.tenant_id}/policy")
+    if command == "usage":
+        query = {k: v for k, v in {"granularity": args.granularity, "start": args.start, "end": args.end,
+                                   "key_id": args.key_id}.items() if v}
+        suffix = "&".join(f"{k}={v}" for k, v in query.items())
+        return _call(args, "GET", f"/tenants/{args.tenant_id}/usage" + (f"?{suffix}" if suffix else ""))
     raise CliError(f"unknown command {command}")
+
+
+def _policy_body(args: argparse.Namespace) -> dict[str, Any]:
+    """`--cedar FILE` (Cedar text) and/or `--settings FILE` (JSON), or `--file FILE` with both as JSON."""
+    if args.file:
+        return json.loads(Path(args.file).read_text())
+    body: dict[str, Any] = {}
+    if args.cedar:
+        body["cedar"] = Path(args.cedar).read_text()
+    if args.settings:
+        body["settings"] = json.loads(Path(args.settings).read_text())
+    if not body:
+        raise CliError("give the policy with --cedar FILE and/or --settings FILE, or --file FILE")
+    return body
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -191,6 +217,22 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke")
     revoke.add_argument("tenant_id")
     revoke.add_argument("key_id")
+    policy = commands.add_parser("policy", help="a tenant's Cedar policy and settings").add_subparsers(
+        dest="action", required=True)
+    for name in ("get", "reset"):
+        policy.add_parser(name).add_argument("tenant_id")
+    put = policy.add_parser("put", help="validated by the gateway when written")
+    put.add_argument("tenant_id")
+    put.add_argument("--cedar", help="a file of Cedar policies")
+    put.add_argument("--settings", help="a JSON file of settings (retention_days, store_prompts, safety)")
+    put.add_argument("--file", help='a JSON file {"cedar": "...", "settings": {...}}')
+
+    usage = commands.add_parser("usage", help="a tenant's usage and cost")
+    usage.add_argument("tenant_id")
+    usage.add_argument("--granularity", choices=["day", "month"])
+    usage.add_argument("--start", help="YYYY-MM-DD (day) or YYYY-MM (month)")
+    usage.add_argument("--end")
+    usage.add_argument("--key-id")
     return parser
 
 
