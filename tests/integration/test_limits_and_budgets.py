@@ -122,7 +122,7 @@ def test_the_window_rolls_over_each_minute_and_the_budget_each_month(tenants_tab
     limits.admit(ACME, rpm, None, "c1", 1, Decimal("0.9"))
 
 
-def test_key_limits_apply_inside_the_tenants_and_a_refused_tenant_returns_the_keys_slot(tenants_table):
+def test_key_limits_apply_inside_the_tenants_in_the_same_single_write(tenants_table):
     limits = service()
     other_key = ACME.model_copy(update={"key_id": "k2", "principal_id": "k2"})
     tenant, key = Limits(requests_per_minute=3), Limits(requests_per_minute=2)
@@ -133,7 +133,28 @@ def test_key_limits_apply_inside_the_tenants_and_a_refused_tenant_returns_the_ke
     limits.admit(other_key, tenant, key, "r4", 1, Decimal(0))  # the tenant's third request
     with pytest.raises(RateLimitError, match="tenant"):
         limits.admit(other_key, tenant, key, "r5", 1, Decimal(0))
-    assert state("LIMITS#K#k2")["req"]["N"] == "1"  # k2's slot for r5 was given back
+    item = state("LIMITS#T#acme")
+    assert (item["req"]["N"], item["k_k1_req"]["N"], item["k_k2_req"]["N"]) == ("3", "2", "1")
+
+
+def test_concurrent_requests_never_overspend_a_keys_budget_inside_a_larger_tenant_budget(tenants_table):
+    limits = service()
+    tenant, key = Limits(monthly_budget_usd=Decimal("100")), Limits(monthly_budget_usd=Decimal("0.50"))
+    admitted, refused = race(20, lambda i: limits.admit(ACME, tenant, key, f"r{i}", 10, Decimal("0.10")))
+    assert len(admitted) == 5 and all(isinstance(e, QuotaExceededError) for e in refused)
+    item = state("LIMITS#T#acme")
+    assert Decimal(item["k_k1_cost"]["N"]) == Decimal("0.50") and Decimal(item["committed"]["N"]) == Decimal("0.50")
+
+
+def test_a_keys_counters_restart_with_the_minute(tenants_table):
+    clock = FakeClock(now=1_796_000_000.0 - 1_796_000_000.0 % 60)
+    limits = service(clock)
+    key = Limits(requests_per_minute=1, concurrent_requests=5)
+    limits.admit(ACME, None, key, "a", 1, Decimal(0))
+    with pytest.raises(RateLimitError, match="key"):
+        limits.admit(ACME, None, key, "b", 1, Decimal(0))
+    clock.advance(60)
+    limits.admit(ACME, None, key, "c", 1, Decimal(0))
 
 
 def test_concurrency_limit_counts_requests_in_flight_and_expired_leases_free_their_slot(tenants_table):
@@ -272,3 +293,24 @@ def test_hot_path_makes_at_most_two_dynamodb_calls_per_request(api):
     for _ in range(5):
         call(api, "POST", "/v1/chat/completions", CHAT)
     assert calls == ["UpdateItem", "TransactWriteItems"] * 5
+
+
+def test_a_key_with_limits_of_its_own_costs_no_extra_write(api):
+    tenant(api, limits={"requests_per_minute": 100})
+    key_body = {"scopes": ["chat"], "limits": {"requests_per_minute": 50}}
+    _, _, key = call(api, "POST", "/admin/tenants/acme/keys", key_body, principal=ADMIN_PRINCIPAL)
+    me = ACME.model_copy(update={"key_id": key["key_id"], "principal_id": key["key_id"]})
+    from deepseek_gateway.web.services import get_services
+
+    call(api, "POST", "/v1/chat/completions", CHAT, principal=me)
+    import time
+
+    now = time.time()
+    get_services().chat._directory._ttl_s = 60
+    get_services().chat._limits._clock = FakeClock(now=now - now % 60 + 59)
+    call(api, "POST", "/v1/chat/completions", CHAT, principal=me)
+    calls = []
+    get_services().tenants._db.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    for _ in range(3):
+        assert call(api, "POST", "/v1/chat/completions", CHAT, principal=me)[0] == 200
+    assert calls == ["UpdateItem", "TransactWriteItems"] * 3

@@ -1,16 +1,17 @@
-"""Limit counters in DynamoDB: one item per tenant (and per key with its own limits), updated atomically.
+"""Limit counters in DynamoDB: one item per tenant, holding its keys' counters too, updated atomically.
 
-    pk = LIMITS#T#<tenant> | LIMITS#K#<key id>    sk = STATE
-    win, req, tok       the current minute and its requests and tokens
-    month, committed    the current month and its spend, settled plus still reserved (USD)
-    leases              request id → deadline: the requests in flight (concurrency)
+    pk = LIMITS#T#<tenant>    sk = STATE
+    win, req, tok             the current minute and the tenant's requests and tokens in it
+    month, committed          the current month and the tenant's spend, settled plus reserved (USD)
+    leases                    request id → deadline: the tenant's requests in flight (concurrency)
+    k_<key>_req, k_<key>_tok, k_<key>_cost, k_<key>_leases    the same for a key with limits of its own
 
-A reservation is ONE conditional UpdateItem: it succeeds only if every limit still holds, so two
-instances can never both take the last slot. Arithmetic is not allowed in DynamoDB conditions,
-so the bounds are computed here (e.g. `tok <= tpm - tokens`). A lease carries a deadline, so a
-request whose instance died never holds a concurrency slot for longer than the function timeout.
-The minute and month roll over with one extra conditional write when the first request of a new
-window finds the old one.
+A reservation is ONE conditional UpdateItem covering the tenant's limits and the key's: it
+succeeds only if every limit still holds, so two instances can never both take the last slot, and a
+key's limits cost no extra write. Arithmetic is not allowed in DynamoDB conditions, so the bounds are
+computed here (e.g. `tok <= tpm - tokens`). Leases carry a deadline, so a request whose instance died
+never holds a concurrency slot for longer than the function timeout. The minute and month roll over
+with one extra conditional write when the first request of a new window finds the old one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from deepseek_gateway.tenancy.models import Limits
 
 _deserialize = TypeDeserializer().deserialize
+_KEY_WINDOW_SUFFIXES = ("_req", "_tok")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Ask:
     tokens: int
     cost: Decimal
     lease_deadline: int
+    key_id: str | None = None  # set when the key has limits of its own
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,10 @@ class Counters:
 
 
 class LimitExceeded(Exception):
-    def __init__(self, which: str, counters: Counters | None) -> None:
+    def __init__(self, which: str, level: str, counters: Counters | None) -> None:
         super().__init__(which)
         self.which = which  # requests | tokens | concurrency | budget
+        self.level = level  # tenant | key
         self.counters = counters
 
 
@@ -65,11 +69,18 @@ def _n(value: Any) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def _counters(item: dict[str, Any]) -> Counters:
+def _names(key_id: str) -> dict[str, str]:
+    return {"#kreq": f"k_{key_id}_req", "#ktok": f"k_{key_id}_tok", "#kcost": f"k_{key_id}_cost",
+            "#kleases": f"k_{key_id}_leases"}
+
+
+def counters_of(item: dict[str, Any], key_id: str | None = None) -> Counters:
     plain = {k: _deserialize(v) for k, v in item.items()}
+    prefix = f"k_{key_id}_" if key_id else ""
     return Counters(
-        requests=int(plain.get("req", 0)), tokens=int(plain.get("tok", 0)),
-        committed=Decimal(plain.get("committed", 0)), in_flight=len(plain.get("leases") or {}),
+        requests=int(plain.get(f"{prefix}req", 0)), tokens=int(plain.get(f"{prefix}tok", 0)),
+        committed=Decimal(plain.get(f"{prefix}cost" if key_id else "committed", 0)),
+        in_flight=len(plain.get(f"{prefix}leases") or {}),
     )
 
 
@@ -78,36 +89,32 @@ class CounterStore:
         self.table = table
         self._db = client
 
-    def reserve(self, pk: str, limits: Limits, ask: Ask, window: Window) -> Counters:
-        """Take one request, its tokens, its cost and a concurrency lease, or raise LimitExceeded."""
-        for attempt in range(3):
-            conditions = ["win = :win", "#month = :month"]
+    def reserve(self, pk: str, tenant: Limits, key: Limits | None, ask: Ask, window: Window) -> Counters:
+        """Take one request, its tokens, its cost and a lease for the tenant (and key), or raise LimitExceeded."""
+        for attempt in range(4):
+            names: dict[str, str] = {"#rid": ask.request_id, "#month": "month"}
             values: dict[str, Any] = {
                 ":win": _n(window.minute), ":month": {"S": window.month}, ":one": _n(1),
                 ":tok": _n(ask.tokens), ":cost": _n(ask.cost), ":deadline": _n(ask.lease_deadline),
             }
-            if limits.requests_per_minute is not None:
-                conditions.append("req < :rpm")
-                values[":rpm"] = _n(limits.requests_per_minute)
-            if limits.tokens_per_minute is not None:
-                conditions.append("tok <= :tok_room")
-                values[":tok_room"] = _n(limits.tokens_per_minute - ask.tokens)
-            if limits.concurrent_requests is not None:
-                conditions.append("size(leases) < :conc")
-                values[":conc"] = _n(limits.concurrent_requests)
-            if limits.monthly_budget_usd is not None:
-                conditions.append("committed <= :budget_room")
-                values[":budget_room"] = _n(limits.monthly_budget_usd - ask.cost)
+            conditions = ["win = :win", "#month = :month", *_bounds(tenant, ask, values, "", "req", "tok",
+                                                                   "committed", "leases")]
+            sets, adds = ["leases.#rid = :deadline"], ["req :one", "tok :tok", "committed :cost"]
+            if key is not None and ask.key_id:
+                names |= _names(ask.key_id)
+                conditions.append("attribute_exists(#kleases)")  # created by the key's first request
+                conditions += _bounds(key, ask, values, "k", "#kreq", "#ktok", "#kcost", "#kleases", optional=True)
+                adds += ["#kreq :one", "#ktok :tok", "#kcost :cost"]
+                sets.append("#kleases.#rid = :deadline")
             try:
                 item = self._db.update_item(
                     TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "STATE"}},
-                    UpdateExpression="SET leases.#rid = :deadline ADD req :one, tok :tok, committed :cost",
+                    UpdateExpression=f"SET {', '.join(sets)} ADD {', '.join(adds)}",
                     ConditionExpression=" AND ".join(conditions),
-                    ExpressionAttributeNames={"#rid": ask.request_id, "#month": "month"},
-                    ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )["Attributes"]
-                return _counters(item)
+                return counters_of(item)
             except self._db.exceptions.ConditionalCheckFailedException as exc:
                 old = exc.response.get("Item")
                 if old and "win" in old and int(old["win"]["N"]) > window.minute:
@@ -118,67 +125,111 @@ class CounterStore:
                 if stale or old.get("month", {}).get("S") != window.month:
                     self._roll_over(pk, window, old)
                     continue
-                counters = _counters(old)
-                which = _which(limits, ask, counters)
-                if which == "concurrency" and attempt < 2 and self._expire_leases(pk, old, window.now):
+                if key is not None and ask.key_id and f"k_{ask.key_id}_leases" not in old:
+                    self._open_key(pk, ask.key_id)  # the key's first request: create its lease map
                     continue
-                raise LimitExceeded(which, counters) from None
-        raise LimitExceeded("concurrency", None)
+                level, which = _which(tenant, key, ask, old)
+                if which == "concurrency" and attempt < 3 and self._expire_leases(pk, old, window.now):
+                    continue
+                raise LimitExceeded(which, level, counters_of(old, ask.key_id if level == "key" else None)) from None
+        raise LimitExceeded("concurrency", "tenant", None)
 
     def _roll_over(self, pk: str, window: Window, old: dict[str, Any] | None) -> None:
         """Start a new minute (and month) window; whoever does it first wins, the others just retry."""
         new_month = old is None or old.get("month", {}).get("S") != window.month
-        expression = "SET win = :win, req = :zero, tok = :zero, #month = :month"
+        sets = ["win = :win", "req = :zero", "tok = :zero", "#month = :month"]
         if new_month:
-            expression += ", committed = :zero"
+            sets.append("committed = :zero")
         if old is None or "leases" not in old:
-            expression += ", leases = :empty"
-        # Whoever rolls the window over first wins; the others' condition fails and they just retry.
+            sets.append("leases = :empty")
+        stale_keys = [name for name in (old or {}) if name.startswith("k_") and (
+            name.endswith(_KEY_WINDOW_SUFFIXES) or (new_month and name.endswith("_cost")))]
+        names = {"#month": "month", **{f"#s{i}": name for i, name in enumerate(stale_keys)}}
+        expression = "SET " + ", ".join(sets)
+        if stale_keys:
+            expression += " REMOVE " + ", ".join(f"#s{i}" for i in range(len(stale_keys)))
+        values = {":win": _n(window.minute), ":zero": _n(0), ":month": {"S": window.month}}
+        if "leases = :empty" in sets:
+            values[":empty"] = {"M": {}}
         with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
             self._db.update_item(
-                TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "STATE"}},
-                UpdateExpression=expression,
+                TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "STATE"}}, UpdateExpression=expression,
                 ConditionExpression="attribute_not_exists(win) OR win < :win OR #month <> :month",
-                ExpressionAttributeNames={"#month": "month"},
-                ExpressionAttributeValues={":win": _n(window.minute), ":zero": _n(0), ":month": {"S": window.month},
-                                           **({":empty": {"M": {}}} if ":empty" in expression else {})},
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )
 
-    def _expire_leases(self, pk: str, old: dict[str, Any], now: float) -> bool:
-        leases = {k: int(v["N"]) for k, v in (old.get("leases", {}).get("M") or {}).items()}
-        expired = [rid for rid, deadline in leases.items() if deadline < now]
-        if not expired:
-            return False
-        names = {f"#e{i}": rid for i, rid in enumerate(expired[:50])}
-        self._db.update_item(TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "STATE"}},
-                             UpdateExpression="REMOVE " + ", ".join(f"leases.{n}" for n in names),
-                             ExpressionAttributeNames=names)
-        return True
-
-    def release(self, pk: str, ask: Ask) -> None:
-        """Undo a reservation entirely (the request was refused at another level, so never ran)."""
+    def _open_key(self, pk: str, key_id: str) -> None:
         self._db.update_item(
             TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "STATE"}},
-            UpdateExpression="ADD req :minus_one, tok :tok, committed :cost REMOVE leases.#rid",
-            ExpressionAttributeNames={"#rid": ask.request_id},
-            ExpressionAttributeValues={":minus_one": _n(-1), ":tok": _n(-ask.tokens), ":cost": _n(-ask.cost)},
+            UpdateExpression="SET #kleases = if_not_exists(#kleases, :empty)",
+            ExpressionAttributeNames={"#kleases": f"k_{key_id}_leases"},
+            ExpressionAttributeValues={":empty": {"M": {}}},
         )
 
-    def settle_item(self, pk: str, request_id: str, token_delta: int, cost_delta: Decimal) -> dict[str, Any]:
-        """The transaction item that settles a reservation: actual tokens and cost, lease released."""
+    def _expire_leases(self, pk: str, old: dict[str, Any], now: float) -> bool:
+        paths, names = [], {}
+        for attribute, value in old.items():
+            if attribute != "leases" and not (attribute.startswith("k_") and attribute.endswith("_leases")):
+                continue
+            for rid, deadline in (value.get("M") or {}).items():
+                if int(deadline["N"]) < now and len(paths) < 50:
+                    names[f"#m{len(paths)}"], names[f"#e{len(paths)}"] = attribute, rid
+                    paths.append(f"#m{len(paths)}.#e{len(paths)}")
+        if not paths:
+            return False
+        self._db.update_item(TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "STATE"}},
+                             UpdateExpression="REMOVE " + ", ".join(paths), ExpressionAttributeNames=names)
+        return True
+
+    def settle_item(self, pk: str, ask: Ask, token_delta: int, cost_delta: Decimal) -> dict[str, Any]:
+        """The transaction item that settles a reservation: actual tokens and cost, leases released."""
+        names = {"#rid": ask.request_id}
+        adds, removes = ["tok :tok", "committed :cost"], ["leases.#rid"]
+        if ask.key_id:
+            names |= {k: v for k, v in _names(ask.key_id).items() if k != "#kreq"}
+            adds += ["#ktok :tok", "#kcost :cost"]
+            removes.append("#kleases.#rid")
         return {"Update": {
             "TableName": self.table, "Key": {"pk": {"S": pk}, "sk": {"S": "STATE"}},
-            "UpdateExpression": "ADD tok :tok, committed :cost REMOVE leases.#rid",
-            "ExpressionAttributeNames": {"#rid": request_id},
+            "UpdateExpression": f"ADD {', '.join(adds)} REMOVE {', '.join(removes)}",
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {":tok": _n(token_delta), ":cost": _n(cost_delta)},
         }}
 
 
-def _which(limits: Limits, ask: Ask, counters: Counters) -> str:
-    if limits.requests_per_minute is not None and counters.requests >= limits.requests_per_minute:
-        return "requests"
-    if limits.tokens_per_minute is not None and counters.tokens > limits.tokens_per_minute - ask.tokens:
-        return "tokens"
-    if limits.monthly_budget_usd is not None and counters.committed > limits.monthly_budget_usd - ask.cost:
-        return "budget"
-    return "concurrency"
+def _bounds(limits: Limits, ask: Ask, values: dict[str, Any], prefix: str, req: str, tok: str, cost: str,
+            leases: str, *, optional: bool = False) -> list[str]:
+    """Conditions for one level's limits; a key's counters may not exist yet (`optional`)."""
+    conditions = []
+    for limit, attribute, name, bound in (
+        (limits.requests_per_minute, req, "rpm", lambda v: v),
+        (limits.tokens_per_minute, tok, "tok_room", lambda v: v - ask.tokens),
+        (limits.monthly_budget_usd, cost, "budget_room", lambda v: v - ask.cost),
+    ):
+        if limit is None:
+            continue
+        operator = "<" if name == "rpm" else "<="
+        values[f":{prefix}{name}"] = _n(bound(limit))
+        check = f"{attribute} {operator} :{prefix}{name}"
+        conditions.append(f"(attribute_not_exists({attribute}) OR {check})" if optional else check)
+    if limits.concurrent_requests is not None:
+        values[f":{prefix}conc"] = _n(limits.concurrent_requests)
+        conditions.append(f"size({leases}) < :{prefix}conc")
+    return conditions
+
+
+def _which(tenant: Limits, key: Limits | None, ask: Ask, old: dict[str, Any]) -> tuple[str, str]:
+    """Which limit refused the request, tenant's or key's, from the item as the condition saw it."""
+    levels = [("tenant", tenant, counters_of(old))]
+    if key is not None and ask.key_id:
+        levels.insert(0, ("key", key, counters_of(old, ask.key_id)))
+    for level, limits, counters in levels:
+        if limits.requests_per_minute is not None and counters.requests >= limits.requests_per_minute:
+            return level, "requests"
+        if limits.tokens_per_minute is not None and counters.tokens > limits.tokens_per_minute - ask.tokens:
+            return level, "tokens"
+        if limits.monthly_budget_usd is not None and counters.committed > limits.monthly_budget_usd - ask.cost:
+            return level, "budget"
+        if limits.concurrent_requests is not None and counters.in_flight >= limits.concurrent_requests:
+            return level, "concurrency"
+    return "tenant", "concurrency"

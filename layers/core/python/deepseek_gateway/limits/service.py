@@ -1,9 +1,9 @@
 """Admission and settlement of one request: limits and budget reserved before, usage recorded after.
 
-Hot-path cost: one conditional UpdateItem to admit (skipped when neither the tenant nor the key
-has a limit), one TransactWriteItems to settle limits and write the usage record with its
-aggregates. A key with limits of its own adds one UpdateItem. Threshold notifications cost
-extra calls only when a threshold is crossed, once per threshold and month.
+Hot-path cost: one conditional UpdateItem to admit (the tenant's and the key's limits together;
+skipped when neither has a limit), one TransactWriteItems to settle them and write the usage record
+with its aggregates. Threshold notifications cost extra calls only when a threshold is crossed,
+once per threshold and month.
 """
 
 from __future__ import annotations
@@ -42,9 +42,8 @@ class Admission:
     request_id: str
     ask: Ask
     window: Window
-    tenant_pk: str | None
-    key_pk: str | None
-    limits: Limits | None
+    tenant_pk: str | None  # the counter item, when the tenant or the key has limits
+    limits: Limits | None  # the tenant's limits, for the headers
     counters: Counters | None
 
     def headers(self) -> dict[str, str]:
@@ -80,45 +79,41 @@ class LimitService:
     def admit(self, principal: Principal, tenant_limits: Limits | None, key_limits: Limits | None,
               request_id: str, tokens: int, cost: Decimal) -> Admission:
         window = self.window()
-        ask = Ask(request_id, tokens, cost, int(window.now) + self._lease_s)
-        key_pk = f"LIMITS#K#{principal.key_id}" if principal.key_id and _has_any(key_limits) else None
-        tenant_pk = f"LIMITS#T#{principal.tenant_id}" if _has_any(tenant_limits) else None
-        counters = None
-        if key_pk is not None:
-            assert key_limits is not None
-            try:
-                self._counters.reserve(key_pk, key_limits, ask, window)
-            except LimitExceeded as exceeded:
-                raise self._refusal(exceeded, key_limits, window, "key") from None
-        if tenant_pk is not None:
-            assert tenant_limits is not None
-            try:
-                counters = self._counters.reserve(tenant_pk, tenant_limits, ask, window)
-            except LimitExceeded as exceeded:
-                if key_pk is not None:  # give back what the key took
-                    self._counters.release(key_pk, ask)
-                raise self._refusal(exceeded, tenant_limits, window, "tenant") from None
-            self._budget_thresholds(principal.tenant_id, tenant_limits, counters, window)
-        return Admission(request_id, ask, window, tenant_pk, key_pk, tenant_limits if tenant_pk else None, counters)
+        key_has_limits = bool(principal.key_id) and _has_any(key_limits)
+        ask = Ask(request_id, tokens, cost, int(window.now) + self._lease_s,
+                  key_id=principal.key_id if key_has_limits else None)
+        if not _has_any(tenant_limits) and not key_has_limits:
+            return Admission(request_id, ask, window, None, None, None)
+        pk = f"LIMITS#T#{principal.tenant_id}"
+        tenant = tenant_limits or Limits()
+        try:
+            counters = self._counters.reserve(pk, tenant, key_limits if key_has_limits else None, ask, window)
+        except LimitExceeded as exceeded:
+            raise self._refusal(exceeded, tenant if exceeded.level == "tenant" else key_limits or Limits(),
+                                window) from None
+        self._budget_thresholds(principal.tenant_id, tenant, counters, window)
+        return Admission(request_id, ask, window, pk, tenant if _has_any(tenant_limits) else None, counters)
 
     def settle(self, admission: Admission, record: UsageRecord, retention_days: int) -> None:
         """Actual tokens and cost replace the reservation (all of it given back on failure); usage recorded."""
         used_tokens = record.prompt_tokens + record.completion_tokens
-        token_delta = used_tokens - admission.ask.tokens
-        cost_delta = record.cost_usd - admission.ask.cost
-        items = [self._counters.settle_item(pk, admission.request_id, token_delta, cost_delta)
-                 for pk in (admission.tenant_pk, admission.key_pk) if pk is not None]
+        items = []
+        if admission.tenant_pk is not None:
+            items.append(self._counters.settle_item(admission.tenant_pk, admission.ask,
+                                                    used_tokens - admission.ask.tokens,
+                                                    record.cost_usd - admission.ask.cost))
         items += self._ledger.items(record, retention_days)
         try:
             self._db.transact_write_items(TransactItems=items)
         except Exception:  # the answer is already computed: never fail the request over bookkeeping
             logger.exception("usage settlement failed", extra={"request_id": admission.request_id})
 
-    def _refusal(self, exceeded: LimitExceeded, limits: Limits, window: Window, level: str) -> RateLimitError:
+    def _refusal(self, exceeded: LimitExceeded, limits: Limits, window: Window) -> RateLimitError:
+        level = exceeded.level
         retry_after = max(1, math.ceil(window.reset_s)) if exceeded.which in {"requests", "tokens"} else 1
         headers = {"retry-after": str(retry_after)}
         if exceeded.counters is not None:
-            headers.update(Admission("", Ask("", 0, Decimal(0), 0), window, "x", None, limits,
+            headers.update(Admission("", Ask("", 0, Decimal(0), 0), window, "x", limits,
                                      exceeded.counters).headers())
         if exceeded.which == "budget":
             return QuotaExceededError(
