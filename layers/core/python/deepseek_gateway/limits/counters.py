@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
+from deepseek_gateway.dynamo_types import deserialize as _deserialize
 from deepseek_gateway.tenancy.models import Limits
 
-_deserialize = TypeDeserializer().deserialize
 _KEY_WINDOW_SUFFIXES = ("_req", "_tok")
 
 

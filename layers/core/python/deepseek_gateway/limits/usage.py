@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from pydantic import BaseModel
 
-_serialize = TypeSerializer().serialize
-_deserialize = TypeDeserializer().deserialize
+from deepseek_gateway.dynamo_types import deserialize as _deserialize
+from deepseek_gateway.dynamo_types import serialize as _serialize
+
 AGGREGATE_TTL_DAYS = 400
 
 

@@ -13,15 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from deepseek_gateway.auth import api_keys
+from deepseek_gateway.dynamo_types import deserialize as _deserialize
+from deepseek_gateway.dynamo_types import serialize as _serialize
 from deepseek_gateway.errors import ConflictError, NotFoundError
 from deepseek_gateway.policy.models import TenantPolicy
 from deepseek_gateway.tenancy.models import ApiKey, CreatedKey, KeyCreate, Limits, Tenant, TenantCreate, TenantUpdate
-
-_serialize = TypeSerializer().serialize
-_deserialize = TypeDeserializer().deserialize
 
 
 def _item(values: dict[str, Any]) -> dict[str, Any]:
