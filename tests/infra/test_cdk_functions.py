@@ -112,6 +112,15 @@ def test_api_function_outlives_the_integration_timeout_by_one_second(raw_templat
     assert props(function)["Environment"]["Variables"]["REQUEST_DEADLINE_S"] == "28"
 
 
+def _joined_arn_target(resource: object) -> str:
+    """`<bucket ARN>/*` is written as Fn::Join over the bucket's Arn: name the bucket it points into."""
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        for part in resource["Fn::Join"][1]:
+            if isinstance(part, dict) and "Fn::GetAtt" in part:
+                return part["Fn::GetAtt"][0]
+    return resource if isinstance(resource, str) else json.dumps(resource, sort_keys=True)
+
+
 def test_api_role_reaches_exactly_the_provider_secrets_its_tables_and_the_notifications_queue(
     raw_template: dict,
 ) -> None:
@@ -122,15 +131,17 @@ def test_api_role_reaches_exactly_the_provider_secrets_its_tables_and_the_notifi
         assert statement["Effect"] == "Allow"
         services = {action.split(":")[0] for action in as_list(statement["Action"])}
         assert len(services) == 1, statement
-        targets = {logical_id_of(r) or r for r in as_list(statement["Resource"])}
+        targets = {logical_id_of(r) or _joined_arn_target(r) for r in as_list(statement["Resource"])}
         by_service.setdefault(services.pop(), set()).update(targets)
 
     secrets = set(resources(raw_template, "AWS::SecretsManager::Secret"))
     assert by_service.pop("secretsmanager") == secrets
     tables = {t for t in resources(raw_template, "AWS::DynamoDB::Table")
-              if t.startswith(("StorageBreaker", "StorageTenants", "StorageUsage"))}
-    assert len(tables) == 3
+              if t.startswith(("StorageBreaker", "StorageTenants", "StorageUsage", "StorageJobs"))}
+    assert len(tables) == 4
     assert by_service.pop("dynamodb") == tables
+    (uploads,) = [b for b in resources(raw_template, "AWS::S3::Bucket") if b.startswith("StorageUploads")]
+    assert by_service.pop("s3") == {uploads}
     (queue,) = [q for q in resources(raw_template, "AWS::SQS::Queue") if q.startswith("MessagingNotificationsQueue")]
     assert by_service.pop("sqs") == {queue}
     (data_key,) = [k for k in resources(raw_template, "AWS::KMS::Key") if k.startswith("EncryptionDataKey")]

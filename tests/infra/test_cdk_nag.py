@@ -59,6 +59,13 @@ def _function_acknowledgments(construct: str) -> set[tuple[str, str]]:
     }
 
 
+# The api function reads and writes file contents under the uploads bucket (Files API): CDK's bucket grant.
+ACKNOWLEDGED |= {
+    (f"AwsSolutions-IAM5[{finding}]", "Functions/Api/Role/DefaultPolicy/Resource")
+    for finding in ("Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*", "Action::s3:DeleteObject*",
+                    "Action::s3:Abort*", "Resource::<StorageUploadsBucket03E44DD0.Arn>/*")
+}
+
 for _name, _construct in (("authorizer", "Authorizer"), ("safety", "Safety")):
     if has_handler(_name):
         ACKNOWLEDGED |= _function_acknowledgments(_construct)

@@ -118,6 +118,8 @@ class Api(Construct):
             description=f"DeepSeek Gateway {config.stage}: OpenAI-compatible API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
+            # Multipart uploads and file contents travel as binary (base64 to and from the function).
+            binary_media_types=["multipart/form-data", "application/octet-stream", "application/binary"],
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
                 stage_name=config.stage,

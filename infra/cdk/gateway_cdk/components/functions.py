@@ -27,7 +27,15 @@ from ..bundling import dependency_layer_code
 from ..config import GatewayConfig
 from ..paths import FUNCTIONS_DIR, LAYERS_DIR, PYPROJECT
 from .common import encrypted_log_group
-from .grants import Grant, SharedResources, read_provider_secret, read_table, read_write_table, send_to_queue
+from .grants import (
+    Grant,
+    SharedResources,
+    read_provider_secret,
+    read_table,
+    read_write_bucket,
+    read_write_table,
+    send_to_queue,
+)
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -130,6 +138,8 @@ def function_specs(
                 read_write_table("tenants"),  # the admin API: tenants, keys, policies
                 read_write_table("usage"),  # limit counters, usage records and aggregates
                 send_to_queue("notifications"),  # budget threshold events
+                read_write_table("jobs"),  # file records (Files API)
+                read_write_bucket("uploads"),  # file contents under <tenant>/files/
                 read_provider_secret("deepseek"),
                 read_provider_secret("openai"),
                 read_provider_secret("anthropic"),

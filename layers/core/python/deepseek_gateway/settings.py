@@ -52,6 +52,21 @@ class Settings(ProviderSettings):
     # Largest request body the api function accepts (API Gateway itself stops at 10 MB).
     max_request_bytes: int = 1_048_576
 
+    # Files API: bytes under <tenant>/files/ in the uploads bucket, records in the jobs table.
+    uploads_bucket_name: str | None = None
+    jobs_table_name: str | None = None
+    # SSE-KMS key for uploaded objects; unset: the bucket's default key.
+    uploads_kms_key_id: str | None = None
+    # POST /v1/files: API Gateway takes 10 MB, but a synchronous Lambda invocation only 6 MB and the
+    # multipart body arrives base64-encoded (x4/3): 4 MiB keeps the whole event under 6 MB.
+    max_file_bytes: int = 4 * 1024 * 1024
+    # POST /v1/files/uploads (presigned S3 PUT, one request: S3 allows up to 5 GB).
+    max_presigned_bytes: int = 512 * 1024 * 1024
+    # GET /v1/files/{id}/content answers inline up to this size (base64 in a 6 MB Lambda response),
+    # and with a 302 to a presigned S3 GET URL above it.
+    max_inline_content_bytes: int = 4 * 1024 * 1024
+    upload_url_ttl_s: int = 900
+
     # Routing: per-attempt timeout, overall deadline, attempts per provider, backoff.
     attempt_timeout_s: float = 30.0
     request_deadline_s: float = 90.0

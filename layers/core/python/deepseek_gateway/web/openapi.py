@@ -17,6 +17,14 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from deepseek_gateway.catalogue import Capabilities, load_catalogue
+from deepseek_gateway.files.models import (
+    FileDeleted,
+    FileObject,
+    FilePage,
+    FileUploadForm,
+    PresignedUpload,
+    UploadCreate,
+)
 from deepseek_gateway.limits.usage import UsageTotals
 from deepseek_gateway.models.chat import ChatCompletion, ChatCompletionRequest
 from deepseek_gateway.policy.models import TenantPolicy
@@ -77,6 +85,8 @@ class Op:
     is_list: bool = False
     errors: tuple[int, ...] = ()
     completion: bool = False  # text/event-stream alternative and the x-gateway-* headers
+    request_media: str = "application/json"  # multipart/form-data for uploads
+    binary_response: bool = False  # raw bytes (application/octet-stream) instead of JSON
 
 
 _CHAT_DESCRIPTION = """OpenAI chat completions, routed to DeepSeek with OpenAI and Anthropic as fallbacks.
@@ -105,6 +115,17 @@ _POLICY_DESCRIPTION = ("Cedar policies (validated against the gateway's schema w
                        "permits. Give each policy an `@id(\"...\")`: a denial names it. Settings: "
                        "`store_prompts`, `retention_days`, `safety`.")
 _ADMIN_ERRORS = (400, 401, 403, 404, 413, 429, 500)
+_FILES = ("files",)
+_FILE_ERRORS = (400, 401, 403, 404, 429, 500)
+_FILE_UPLOAD = ("Upload a file for the Batch API: multipart/form-data with `file` (UTF-8 JSON Lines, one JSON object "
+                "per line; each line's fields are checked when a batch is created) and `purpose` (only `batch`). "
+                "Up to `max_file_bytes` (4 MiB by default: requests pass through API Gateway, 10 MB at most, and "
+                "Lambda, 6 MB at most, base64-encoded); larger files: `POST /v1/files/uploads`. A file that is not "
+                "UTF-8, empty or not JSON Lines is a 400 `invalid_file_format`; too large, 413 `file_too_large`.")
+_PRESIGNED = ("A presigned S3 PUT URL (15 minutes) for a file up to `max_presigned_bytes` (512 MiB by default). PUT "
+              "exactly `bytes` bytes to `upload_url` with every header in `upload_headers` as given (they are signed: "
+              "`x-amz-server-side-encryption`, `Content-Length`, `If-None-Match`). The file is `pending_upload` "
+              "until the object arrives; `GET /v1/files/{file_id}` then reports `processed`.")
 _ADMIN = ("admin",)
 OPERATIONS: tuple[Op, ...] = (
     Op("POST", "/v1/chat/completions", "create_chat_completion", "chat", "Create a chat completion",
@@ -150,6 +171,23 @@ OPERATIONS: tuple[Op, ...] = (
        _POLICY_DESCRIPTION, _ADMIN, request=TenantPolicy, response=TenantPolicy, errors=_ADMIN_ERRORS),
     Op("DELETE", "/admin/tenants/{tenant_id}/policy", "delete_policy", "admin", "Reset a tenant's policy",
        "Back to the global defaults.", _ADMIN, response=TenantPolicy, errors=_ADMIN_ERRORS),
+    Op("POST", "/v1/files", "create_file", "files", "Upload a file", _FILE_UPLOAD, _FILES,
+       request=FileUploadForm, response=FileObject, errors=(*_FILE_ERRORS, 413), request_media="multipart/form-data"),
+    Op("POST", "/v1/files/uploads", "create_upload", "files", "Start a presigned upload", _PRESIGNED, _FILES,
+       request=UploadCreate, response=PresignedUpload, errors=(*_FILE_ERRORS, 413)),
+    Op("GET", "/v1/files", "list_files", "files", "List files",
+       "The tenant's files, newest first: `purpose` filters, `limit` (1-10000, default 10000), `order` (`asc` or "
+       "`desc`) and `after` (the last id of the previous page) page through them.", _FILES, response=FilePage,
+       errors=_FILE_ERRORS),
+    Op("GET", "/v1/files/{file_id}", "retrieve_file", "files", "Retrieve a file",
+       "The file object; a presigned upload turns from `pending_upload` to `processed` once its object exists. "
+       "Another tenant's file is a 404, like an unknown one.", _FILES, response=FileObject, errors=_FILE_ERRORS),
+    Op("GET", "/v1/files/{file_id}/content", "download_file", "files", "Retrieve a file's content",
+       "The file's bytes. Above `max_inline_content_bytes` (4 MiB by default) the answer is a 302 to a presigned S3 "
+       "GET URL (5 minutes), which the OpenAI SDK follows. 409 `file_not_ready` while a presigned upload has not "
+       "arrived.", _FILES, errors=(*_FILE_ERRORS, 409), binary_response=True),
+    Op("DELETE", "/v1/files/{file_id}", "delete_file", "files", "Delete a file",
+       "Deletes the object (every version) and its record.", _FILES, response=FileDeleted, errors=_FILE_ERRORS),
     Op("GET", "/openapi.json", "get_openapi", "meta", "This OpenAPI document", "The API's OpenAPI 3.1 description.",
        None, errors=(500,)),
     Op("GET", "/v1/openapi.json", "get_openapi_v1", "meta", "This OpenAPI document",
@@ -162,7 +200,7 @@ _ERRORS = {
     401: "No credential, or one that is unknown, expired or revoked",
     403: "The credential lacks the scope this route needs",
     404: "Unknown model (`model_not_found`), tenant, key or URL",
-    409: "The resource already exists",
+    409: "The resource already exists, or is not ready (a file whose upload has not arrived)",
     413: "The body is larger than the limit",
     422: "A provider refused the request itself (`upstream_invalid_request`); never retried",
     429: "Rate limited",
@@ -183,6 +221,7 @@ _PARAMETERS = {
     "model": "A model id or alias, e.g. `deepseek-chat`",
     "tenant_id": "The tenant's id (1-64 letters, digits, '-' or '_')",
     "key_id": "The API key's id (its 16 characters after `dsg_`)",
+    "file_id": "The file's id (`file-` and 24 base62 characters)",
 }
 
 
@@ -223,6 +262,9 @@ def _operation(op: Op, refs: dict[tuple[type[BaseModel], str], dict[str, Any]]) 
         schema = {"type": "object", "required": ["object", "data"],
                   "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": schema}}}
     content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if op.binary_response:
+        content = {media: {"schema": {"type": "string", "format": "binary"}}
+                   for media in ("application/octet-stream",)}
     headers = _header_refs("x-request-id")
     if op.completion:
         content["text/event-stream"] = {"schema": {
@@ -242,7 +284,7 @@ def _operation(op: Op, refs: dict[tuple[type[BaseModel], str], dict[str, Any]]) 
                                     "schema": {"type": "string"}} for name in names]
     if op.request:
         operation["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": refs[(op.request, "validation")]}}}
+            op.request_media: {"schema": refs[(op.request, "validation")]}}}
     return operation
 
 
@@ -261,6 +303,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Every error is `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`."},
         "tags": [{"name": "chat", "description": "Chat completions (scope `chat`)"},
                  {"name": "models", "description": "The model catalogue"},
+                 {"name": "files", "description": "Batch input files (scope `files`)"},
                  {"name": "admin", "description": "Tenants and API keys (scope `admin`)"},
                  {"name": "meta", "description": "This document"}],
         "paths": paths,

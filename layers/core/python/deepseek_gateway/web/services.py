@@ -8,6 +8,7 @@ from functools import lru_cache
 from deepseek_gateway.catalogue import Catalogue, load_catalogue
 from deepseek_gateway.chat_service import ChatService
 from deepseek_gateway.errors import GatewayError
+from deepseek_gateway.files.store import FileLimits, FileStore
 from deepseek_gateway.limits.counters import CounterStore
 from deepseek_gateway.limits.service import LimitService, sqs_notifier
 from deepseek_gateway.limits.usage import UsageLedger
@@ -25,6 +26,7 @@ class Services:
     chat: ChatService
     tenant_store: TenantStore | None = None
     ledger: UsageLedger | None = None
+    file_store: FileStore | None = None
 
     @property
     def usage(self) -> UsageLedger:
@@ -37,6 +39,12 @@ class Services:
         if self.tenant_store is None:
             raise GatewayError("The tenants table is not configured (TENANTS_TABLE_NAME).")
         return self.tenant_store
+
+    @property
+    def files(self) -> FileStore:
+        if self.file_store is None:
+            raise GatewayError("Files are not configured (UPLOADS_BUCKET_NAME, JOBS_TABLE_NAME).")
+        return self.file_store
 
 
 def build_services(settings: Settings) -> Services:
@@ -76,7 +84,25 @@ def build_services(settings: Settings) -> Services:
         limits = LimitService(CounterStore(settings.usage_table_name, dynamodb), ledger, dynamodb, notify=notify)
     chat = ChatService(catalogue, router, directory, limits, moderators=moderator_factory(settings))
     return Services(settings=settings, catalogue=catalogue, chat=chat,
-                    tenant_store=tenants, ledger=ledger)
+                    tenant_store=tenants, ledger=ledger, file_store=build_file_store(settings, dynamodb))
+
+
+def build_file_store(settings: Settings, dynamodb: object) -> FileStore | None:
+    """The Files API's store; its S3 client (SigV4, which SSE-KMS presigned URLs need) is built on first use."""
+    if not (settings.uploads_bucket_name and settings.jobs_table_name):
+        return None
+
+    def s3() -> object:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", config=Config(signature_version="s3v4"))
+
+    limits = FileLimits(max_file_bytes=settings.max_file_bytes, max_presigned_bytes=settings.max_presigned_bytes,
+                        max_inline_content_bytes=settings.max_inline_content_bytes,
+                        upload_url_ttl_s=settings.upload_url_ttl_s)
+    return FileStore(settings.jobs_table_name, settings.uploads_bucket_name, dynamodb, s3, limits=limits,
+                     kms_key_id=settings.uploads_kms_key_id)
 
 
 def moderator_factory(settings: Settings):  # noqa: ANN201 - Callable[[SafetySettings], Moderator | None]
