@@ -33,3 +33,19 @@ def test_50_concurrent_requests_against_10_per_minute_admit_exactly_10(cloud, pr
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_over_the_limit_the_sdk_raises_rate_limit_error(cloud, provider):
+    import openai
+
+    from tests.e2e.test_auth_e2e import HELLO, sdk
+
+    cli(cloud, "tenants", "create", "one-per-minute", "--name", "One", "--rpm", "1")
+    client = sdk(cloud, cli(cloud, "keys", "create", "one-per-minute")["key"])
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+    client.chat.completions.create(model="deepseek-chat", messages=HELLO)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="deepseek-chat", messages=HELLO)
+    assert caught.value.code == "rate_limit_exceeded"
+    assert int(caught.value.response.headers["retry-after"]) >= 1
