@@ -28,8 +28,10 @@ def context_with(**stage_overrides: dict) -> dict:
     return {**SKIP_BUNDLING, "stages": stages}
 
 
-# The only actions allowed on Resource "*": X-Ray's, which have no resource-level permissions.
+# The only actions allowed on Resource "*": X-Ray's, which have no resource-level permissions, and
+# SNS publishing, alone in its own statement, because an SMS to a phone number has no resource ARN.
 XRAY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+SMS_ACTIONS = frozenset({"sns:Publish"})
 
 
 def offline_env(tmp_path: Path, context: dict) -> dict[str, str]:
@@ -100,13 +102,15 @@ def all_identity_statements(raw: dict) -> Iterator[tuple[str, dict]]:
 
 
 def wildcard_violations(statement: dict) -> list[str]:
-    """Why a statement is broader than allowed: Action '*' / 'service:*', or Resource '*' beyond X-Ray."""
+    """Why a statement is broader than allowed: Action '*' / 'service:*', or Resource '*' beyond X-Ray and SMS."""
     problems = []
     actions = as_list(statement.get("Action", []))
     for action in actions:
         if action == "*" or (isinstance(action, str) and action.endswith(":*")):
             problems.append(f"action {action!r}")
-    if "*" in as_list(statement.get("Resource", [])) and not set(actions) <= XRAY_ACTIONS:
+    if "*" in as_list(statement.get("Resource", [])) and not (
+        set(actions) <= XRAY_ACTIONS or set(actions) == SMS_ACTIONS
+    ):
         problems.append(f"resource '*' for {sorted(actions)}")
     if "NotAction" in statement or "NotResource" in statement:
         problems.append("NotAction/NotResource")

@@ -134,7 +134,8 @@ def test_api_role_reaches_exactly_the_provider_secrets_its_tables_and_the_notifi
         targets = {logical_id_of(r) or _joined_arn_target(r) for r in as_list(statement["Resource"])}
         by_service.setdefault(services.pop(), set()).update(targets)
 
-    secrets = set(resources(raw_template, "AWS::SecretsManager::Secret"))
+    secrets = {s for s in resources(raw_template, "AWS::SecretsManager::Secret") if "ApiKey" in s}
+    assert len(secrets) == 3
     assert by_service.pop("secretsmanager") == secrets
     tables = {t for t in resources(raw_template, "AWS::DynamoDB::Table")
               if t.startswith(("StorageBreaker", "StorageTenants", "StorageUsage", "StorageJobs"))}
@@ -161,7 +162,7 @@ def test_api_role_may_only_read_secrets_and_never_change_them(raw_template: dict
     }
 
 
-def test_no_identity_policy_has_wildcard_actions_or_resources_beyond_xray(raw_template: dict) -> None:
+def test_no_identity_policy_has_wildcard_actions_or_resources_beyond_xray_and_sms(raw_template: dict) -> None:
     problems = {
         policy_id: wildcard_violations(statement)
         for policy_id, statement in all_identity_statements(raw_template)
@@ -184,7 +185,7 @@ def _functions_stack(config: GatewayConfig, specs: list[FunctionSpec], *, tables
     encryption = Encryption(stack, "Encryption", config=config)
     secrets = ProviderSecrets(stack, "Secrets", config=config, key=encryption.data_key)
     storage = Storage(stack, "Storage", config=config, key=encryption.data_key) if tables else None
-    resources_ = SharedResources(config=config, secrets=secrets.secrets, tables=storage.tables if storage else {})
+    resources_ = SharedResources(config=config, secrets=secrets.all_secrets, tables=storage.tables if storage else {})
     Functions(stack, "Functions", config=config, logs_key=encryption.logs_key, resources=resources_, specs=specs)
     return Template.from_stack(stack)
 

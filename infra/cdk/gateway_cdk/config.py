@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "cognito": False,
     "cognito_domain_prefix": None,
     "cognito_client_tenant": "default",
+    "ses_sender": None,
+    "allow_private_webhooks": False,
 }
 
 _RETENTION = {
@@ -93,6 +95,8 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PLAN_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 # The plan the authorizer falls back to for a tenant whose plan has no usage plan (auth.service.usage_key_for).
 DEFAULT_PLAN = "default"
+# The notifier's SES sender: a plain address, as the ses:FromAddress condition compares it.
+_EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _PLAN_FIELDS = ("rate_limit", "burst_limit", "quota_per_day")
 # Keys that were replaced: refused with a pointer to their successor rather than silently ignored.
 _REPLACED_KEYS = {
@@ -251,6 +255,10 @@ class GatewayConfig:
     cognito: bool = False
     cognito_domain_prefix: str | None = None
     cognito_client_tenant: str = DEFAULTS["cognito_client_tenant"]
+    # The notifier's e-mail sender (a verified SES identity); None: no e-mail, no SES permission.
+    ses_sender: str | None = None
+    # The local cloud only: the notifier may call http:// and loopback / private webhooks. Never prod.
+    allow_private_webhooks: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "plans", _plans(self.plans))
@@ -281,6 +289,14 @@ class GatewayConfig:
         if not _TENANT_RE.match(self.cognito_client_tenant):
             raise ConfigError(
                 f"context `cognito_client_tenant` must match {_TENANT_RE.pattern}, got {self.cognito_client_tenant!r}"
+            )
+
+        if self.ses_sender is not None and not _EMAIL_RE.match(self.ses_sender):
+            raise ConfigError(f"context `ses_sender` must be an e-mail address, got {self.ses_sender!r}")
+        if self.allow_private_webhooks and self.is_prod:
+            raise ConfigError(
+                "context `allow_private_webhooks` is for the local cloud only and is refused for the "
+                f"{PROD_STAGE} stage: it would let tenants' webhooks reach private addresses"
             )
 
     @property
@@ -343,6 +359,8 @@ class GatewayConfig:
             cognito=_bool("cognito", v["cognito"]),
             cognito_domain_prefix=_optional_str(v["cognito_domain_prefix"]),
             cognito_client_tenant=str(v["cognito_client_tenant"]).strip(),
+            ses_sender=_optional_str(v["ses_sender"]),
+            allow_private_webhooks=_bool("allow_private_webhooks", v["allow_private_webhooks"]),
         )
 
     @classmethod

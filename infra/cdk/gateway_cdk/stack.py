@@ -42,7 +42,7 @@ class GatewayStack(Stack):
             tables=self.storage.tables,
             buckets=self.storage.buckets,
             queues=self.messaging.queues,
-            secrets=self.secrets.secrets,
+            secrets=self.secrets.all_secrets,
         )
         # Optional: a Cognito user pool for OAuth2 client credentials, trusted by the authorizer.
         self.cognito = CognitoM2M(self, "Cognito", config=config) if config.cognito else None
@@ -54,6 +54,7 @@ class GatewayStack(Stack):
             resources=resources,
             specs=function_specs(config, extra_oidc_issuers=[self.cognito.oidc_issuer] if self.cognito else ()),
         )
+        self._connect_consumers()
         self.api = Api(
             self,
             "Api",
@@ -88,3 +89,21 @@ class GatewayStack(Stack):
         )
         for provider, secret in self.secrets.secrets.items():
             CfnOutput(self, f"{provider.capitalize()}SecretArn", value=secret.secret_arn)
+        CfnOutput(
+            self,
+            "WebhookSigningSecretArn",
+            value=self.secrets.webhook_signing.secret_arn,
+            description="The notifier's master webhook signing secret (rotate by hand, announced)",
+        )
+
+    def _connect_consumers(self) -> None:
+        """Each queue consumer's `live` alias receives its queue's messages (partial batch responses)."""
+        for function in self.functions.functions.values():
+            spec = function.spec
+            if spec.consumes_queue:
+                self.messaging.queues[spec.consumes_queue].add_consumer(
+                    function.alias,
+                    timeout=spec.timeout,
+                    batch_size=spec.queue_batch_size,
+                    max_concurrency=spec.queue_max_concurrency,
+                )

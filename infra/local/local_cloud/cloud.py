@@ -194,6 +194,8 @@ class LocalCloud:
             "aws:cdk:disable-asset-staging": True,
             "aws:cdk:enable-asset-metadata": True,
             "oidc_issuers": [*self._configured_issuers(), self.issuer.ensure().issuer_config()],
+            # The notifier may call http:// and loopback webhooks (tests' and developers' receivers).
+            "allow_private_webhooks": True,
             **self.config.context,
         }
         for name in PROVIDERS:
@@ -259,6 +261,15 @@ class LocalCloud:
         self.session = _LocalSession(boto3.Session(region_name=self.config.region, **credentials), self.aws_endpoint)
         self.deployment = deploy(self.template, self.stack_name, self.config.region, self.session)
         self._set_provider_keys()
+        self._verify_ses_sender()
+
+    def _verify_ses_sender(self) -> None:
+        """The notifier's SES sender (context `ses_sender`) is a verified identity, as in the account."""
+        assert self.deployment is not None
+        for spec in self.deployment.function_specs():
+            sender = spec.environment.get("SES_SENDER")
+            if sender:
+                self.session.client("ses").verify_email_identity(EmailAddress=sender)
 
     def _set_provider_keys(self) -> None:
         """Each provider's secret holds a real key when one is configured, the local provider's otherwise."""

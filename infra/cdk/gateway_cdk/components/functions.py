@@ -30,12 +30,16 @@ from .common import encrypted_log_group
 from .grants import (
     Grant,
     SharedResources,
+    publish_sms,
     read_provider_secret,
+    read_secret,
     read_table,
     read_write_bucket,
     read_write_table,
+    send_email,
     send_to_queue,
 )
+from .messaging import QUEUE_CONSUMER_TIMEOUTS
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -72,6 +76,11 @@ class FunctionSpec:
     provisioned_concurrency: int = 0
     # Invoked synchronously (API Gateway): errors go back to the caller, a DLQ would never fill.
     synchronous: bool = False
+    # A queue consumer: the event source mapping invokes it, so failed messages go to that queue's
+    # DLQ (redrive) and a function DLQ would never fill. The stack attaches the `live` alias.
+    consumes_queue: str | None = None
+    queue_batch_size: int = 10
+    queue_max_concurrency: int | None = None  # the event source's maximum concurrency
 
     @property
     def code_dir(self) -> Path:
@@ -112,6 +121,30 @@ def authorizer_spec(config: GatewayConfig, *, extra_issuers: Sequence[Mapping[st
         environment=environment,
         grants=(read_table("tenants"),),
         synchronous=True,
+    )
+
+
+def notifier_spec(config: GatewayConfig) -> FunctionSpec:
+    """The notifier: consumes the notifications queue, delivers to webhooks, SES and SNS (SMS)."""
+    environment: dict[str, str] = {}
+    if config.allow_private_webhooks:  # the local cloud only; the config refuses it for prod
+        environment["ALLOW_PRIVATE_WEBHOOKS"] = "true"
+    return FunctionSpec(
+        name="notifier",
+        description="Notifications queue consumer: signed webhooks, e-mail (SES) and SMS (SNS)",
+        timeout=QUEUE_CONSUMER_TIMEOUTS["notifications"],  # the queue's visibility is sized for it
+        memory_mb=512,
+        environment=environment,
+        grants=(
+            read_table("tenants"),  # tenants' notification settings
+            read_write_table("idempotency"),  # the delivery ledger
+            read_secret("webhook_signing", "WEBHOOK_SIGNING_SECRET_ARN"),
+            send_email(),  # only with context `ses_sender` (sets SES_SENDER)
+            publish_sms(),
+        ),
+        consumes_queue="notifications",
+        queue_batch_size=10,
+        queue_max_concurrency=5,  # spares tenants' endpoints and SES/SNS quotas in a burst
     )
 
 
@@ -159,6 +192,8 @@ def function_specs(
             memory_mb=512,
             synchronous=True,  # a state machine task: errors go back to the workflow's Retry/Catch
         ))
+    if has_handler("notifier"):
+        specs.append(notifier_spec(config))
     return specs
 
 
@@ -250,6 +285,16 @@ class GatewayFunction(Construct):
                     id="Serverless-LambdaDLQ",
                     reason=f"API Gateway invokes the {spec.name} function synchronously and gets its "
                     "error back; a DLQ only receives failed asynchronous invocations.",
+                )
+            )
+        elif spec.consumes_queue:
+            Validations.of(self.function).acknowledge(
+                Acknowledgment(
+                    id="Serverless-LambdaDLQ",
+                    reason=f"The {spec.name} function consumes the {spec.consumes_queue} queue through an "
+                    "event source mapping: messages it fails return to that queue and move to its "
+                    "dead-letter queue after maxReceiveCount. A function DLQ only receives failed "
+                    "asynchronous invocations and would never fill.",
                 )
             )
 

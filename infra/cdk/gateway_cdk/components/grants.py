@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -118,6 +119,81 @@ def read_provider_secret(provider: str) -> Grant:
         secret.grant_read(fn)
         fn.add_environment(_env_name(provider, "SECRET_ARN"), secret.secret_arn)
         fn.add_environment(_env_name(provider, "BASE_URL"), getattr(resources.config, f"{provider}_base_url"))
+
+    return apply
+
+
+def read_secret(name: str, env_var: str) -> Grant:
+    """GetSecretValue on one secret of SharedResources.secrets; its ARN in `env_var`."""
+
+    def apply(resources: SharedResources, fn: lambda_.Function) -> None:
+        secret = resources.secret(name)
+        secret.grant_read(fn)
+        fn.add_environment(env_var, secret.secret_arn)
+
+    return apply
+
+
+def send_email() -> Grant:
+    """ses:SendEmail from the configured sender only (context `ses_sender`), which sets SES_SENDER.
+
+    Without a sender nothing is granted and e-mail is not delivered. The identity is `identity/*`
+    because the sender may be verified through its domain's identity or its own address; the
+    ses:FromAddress condition is what binds the permission to the one sender.
+    """
+
+    def apply(resources: SharedResources, fn: lambda_.Function) -> None:
+        sender = resources.config.ses_sender
+        if sender is None:
+            return
+        # Pseudo parameters, not the stack's region: the finding (and its acknowledgment) stays the same.
+        identities = f"arn:{Aws.PARTITION}:ses:{Aws.REGION}:{Aws.ACCOUNT_ID}:identity/*"
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ses:SendEmail"],
+                resources=[identities],
+                conditions={"StringEquals": {"ses:FromAddress": sender}},
+            )
+        )
+        Validations.of(fn.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{SES_IDENTITIES_FINDING}]",
+                reason=f"ses:SendEmail on any identity of this account and region, but only with "
+                f"ses:FromAddress = {sender}: the sender may be verified as an address or through its "
+                "domain, and the condition binds the permission to that one sender.",
+            )
+        )
+        fn.add_environment("SES_SENDER", sender)
+
+    return apply
+
+
+# How cdk-nag writes the SES identities ARN of `send_email`.
+SES_IDENTITIES_FINDING = "arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:identity/*"
+
+
+def publish_sms() -> Grant:
+    """sns:Publish for SMS to phone numbers, in its own policy so that its `*` is acknowledged alone.
+
+    A phone number has no ARN: SNS checks direct publishing to a number against Resource "*".
+    """
+
+    def apply(resources: SharedResources, fn: lambda_.Function) -> None:
+        assert fn.role is not None
+        policy = iam.Policy(
+            fn.role,
+            "SmsPolicy",
+            statements=[iam.PolicyStatement(actions=["sns:Publish"], resources=["*"])],
+            roles=[fn.role],
+        )
+        fn.node.add_dependency(policy)
+        Validations.of(policy).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="sns:Publish to a phone number (SMS notifications) has no resource ARN to name: "
+                "SNS authorizes direct SMS publishing against Resource '*'. The policy holds only that action.",
+            )
+        )
 
     return apply
 

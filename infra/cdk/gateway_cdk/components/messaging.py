@@ -89,19 +89,35 @@ class WorkQueue(Construct):
         timeout: Duration,
         batch_size: int = 10,
         max_batching_window: Duration | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
-        """Attach a Lambda consumer (use the function's `live` alias) with partial batch responses."""
+        """Attach a Lambda consumer (use the function's `live` alias) with partial batch responses.
+
+        `max_concurrency` caps the concurrent invocations of this event source (2-1000).
+        """
         if timeout.to_seconds() * VISIBILITY_FACTOR > self.queue_visibility_seconds:
             raise ValueError(
                 f"the {self.name} queue's visibility timeout ({self.queue_visibility_seconds} s) is less "
                 f"than {VISIBILITY_FACTOR}x the consumer's timeout ({timeout.to_seconds()} s)"
             )
-        consumer.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=batch_size,
-                max_batching_window=max_batching_window,
-                report_batch_item_failures=True,
+        source = event_sources.SqsEventSource(
+            self.queue,
+            batch_size=batch_size,
+            max_batching_window=max_batching_window,
+            report_batch_item_failures=True,
+            max_concurrency=max_concurrency,
+        )
+        consumer.add_event_source(source)
+        # CDK names an alias as `<function name>:<alias>`, cut out of the alias's ARN with Fn::Split and
+        # Fn::Select; the mapping takes the alias ARN itself (one plain Ref, which the local cloud resolves too).
+        mapping = [child for child in consumer.node.children if isinstance(child, lambda_.EventSourceMapping)][-1]
+        mapping.node.default_child.add_property_override("FunctionName", consumer.function_arn)  # type: ignore[union-attr]
+        Validations.of(consumer).acknowledge(
+            Acknowledgment(
+                id="Serverless-LambdaEventSourceMappingDestination",
+                reason=f"An SQS event source mapping takes no on-failure destination: the {self.name} "
+                "queue's redrive policy moves a message its consumer keeps failing to the queue's "
+                "dead-letter queue, which alarms.",
             )
         )
 
