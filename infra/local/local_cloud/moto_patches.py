@@ -106,3 +106,17 @@ def keep_alive_and_no_delay() -> None:
 
     WSGIRequestHandler.protocol_version = "HTTP/1.1"
     WSGIRequestHandler.disable_nagle_algorithm = True
+
+
+def no_sqs_push_to_lambda() -> None:
+    """Turn off moto's own SQS → Lambda delivery; the local cloud's pollers do it as Lambda does.
+
+    moto hands every new message straight to the function's event source mapping and deletes the
+    whole batch when the invocation returns, ignoring partial batch responses, batch sizes and the
+    DLQ. The local cloud's SqsPoller implements those, so moto's queues keep no mappings.
+    """
+    from moto.sqs.models import Queue
+
+    Queue.lambda_event_source_mappings = property(  # type: ignore[assignment]
+        lambda self: {}, lambda self, value: None
+    )

@@ -46,10 +46,11 @@ def main() -> None:
     from moto.moto_api._internal.models import moto_api_backend
     from moto.server import ThreadedMotoServer
 
-    from local_cloud.moto_patches import keep_alive_and_no_delay, serialize_dynamodb
+    from local_cloud.moto_patches import keep_alive_and_no_delay, no_sqs_push_to_lambda, serialize_dynamodb
 
     serialize_dynamodb()
     keep_alive_and_no_delay()
+    no_sqs_push_to_lambda()
     if args.invoke_url:
         _route_invocations(args.invoke_url)
     moto_api_backend.set_config(
