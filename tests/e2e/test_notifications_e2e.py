@@ -9,8 +9,8 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-
 from deepseek_gateway.notifications.signing import tenant_secret
+
 from tests.e2e.test_auth_e2e import HELLO, cli, sdk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]
