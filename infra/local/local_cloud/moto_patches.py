@@ -17,10 +17,28 @@ _ITEM_METHODS = ("put_item", "get_item", "query", "scan", "update_item", "delete
 _lock = threading.RLock()
 
 
+def _locked(method: Any) -> Any:
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            return method(*args, **kwargs)
+
+    locked._serialized = True  # type: ignore[attr-defined]
+    return locked
+
+
 def serialize_dynamodb() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     fast_transactions()
+    # moto's request handlers read the old item (for ALL_OLD and ReturnValuesOnConditionCheckFailure)
+    # before the backend applies the write: the whole handler runs under the lock, so what a failed
+    # condition returns is the item it was checked against, as in DynamoDB.
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        handler = getattr(DynamoHandler, name)
+        if not getattr(handler, "_serialized", False):
+            setattr(DynamoHandler, name, _locked(handler))
     for name in _ITEM_METHODS:
         method = getattr(DynamoDBBackend, name)
         if getattr(method, "_serialized", False):

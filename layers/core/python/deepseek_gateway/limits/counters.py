@@ -89,7 +89,7 @@ class CounterStore:
 
     def reserve(self, pk: str, tenant: Limits, key: Limits | None, ask: Ask, window: Window) -> Counters:
         """Take one request, its tokens, its cost and a lease for the tenant (and key), or raise LimitExceeded."""
-        for attempt in range(4):
+        for attempt in range(6):
             names: dict[str, str] = {"#rid": ask.request_id, "#month": "month"}
             values: dict[str, Any] = {
                 ":win": _n(window.minute), ":month": {"S": window.month}, ":one": _n(1),
@@ -117,7 +117,7 @@ class CounterStore:
                 old = exc.response.get("Item")
                 if old and "win" in old and int(old["win"]["N"]) > window.minute:
                     # Another instance already opened the next minute: count this request there.
-                    window = Window(int(old["win"]["N"]), old["month"]["S"], window.now)
+                    window = Window(int(old["win"]["N"]), old.get("month", {}).get("S", window.month), window.now)
                     continue
                 stale = not old or "win" not in old or int(old["win"]["N"]) != window.minute
                 if stale or old.get("month", {}).get("S") != window.month:
@@ -126,7 +126,10 @@ class CounterStore:
                 if key is not None and ask.key_id and f"k_{ask.key_id}_leases" not in old:
                     self._open_key(pk, ask.key_id)  # the key's first request: create its lease map
                     continue
-                level, which = _which(tenant, key, ask, old)
+                found = _which(tenant, key, ask, old)
+                if found is None:
+                    continue  # the item changed between the check and its copy: check again
+                level, which = found
                 if which == "concurrency" and attempt < 3 and self._expire_leases(pk, old, window.now):
                     continue
                 raise LimitExceeded(which, level, counters_of(old, ask.key_id if level == "key" else None)) from None
@@ -216,7 +219,7 @@ def _bounds(limits: Limits, ask: Ask, values: dict[str, Any], prefix: str, req: 
     return conditions
 
 
-def _which(tenant: Limits, key: Limits | None, ask: Ask, old: dict[str, Any]) -> tuple[str, str]:
+def _which(tenant: Limits, key: Limits | None, ask: Ask, old: dict[str, Any]) -> tuple[str, str] | None:
     """Which limit refused the request, tenant's or key's, from the item as the condition saw it."""
     levels = [("tenant", tenant, counters_of(old))]
     if key is not None and ask.key_id:
@@ -230,4 +233,4 @@ def _which(tenant: Limits, key: Limits | None, ask: Ask, old: dict[str, Any]) ->
             return level, "budget"
         if limits.concurrent_requests is not None and counters.in_flight >= limits.concurrent_requests:
             return level, "concurrency"
-    return "tenant", "concurrency"
+    return None

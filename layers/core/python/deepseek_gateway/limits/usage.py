@@ -1,8 +1,8 @@
 """Usage records and their daily and monthly aggregates, per tenant and per key, in the usage table.
 
     pk = TENANT#<t>  sk = REQ#<iso time>#<request id>   one record per request (expires with retention)
-    pk = TENANT#<t>  sk = DAY#<YYYY-MM-DD> | MONTH#<YYYY-MM>    aggregates
-    pk = KEY#<k>     sk = DAY#... | MONTH#...                   aggregates per key (carry tenant_id)
+    pk = TENANT#<t>  sk = DAY#<YYYY-MM-DD>    daily totals (months are summed from them when read)
+    pk = KEY#<k>     sk = DAY#<YYYY-MM-DD>    daily totals per key (carry tenant_id)
 
 They are written as items of the same transaction that settles the request's limits, so recording
 usage adds no DynamoDB call of its own.
@@ -58,17 +58,17 @@ def _day(at: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(at))
 
 
-def _month(at: float) -> str:
-    return time.strftime("%Y-%m", time.gmtime(at))
-
-
 class UsageLedger:
     def __init__(self, table: str, client: Any) -> None:
         self._table = table
         self._db = client
 
     def items(self, record: UsageRecord, retention_days: int) -> list[dict[str, Any]]:
-        """Transaction items: the record, and ADDs to the tenant's and key's day and month totals."""
+        """Transaction items: the record, and ADDs to the tenant's and the key's day totals.
+
+        Month totals are summed from the days when read: reads are rare, and every item in the
+        hot-path transaction costs a write.
+        """
         iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.at)) + f".{int(record.at * 1000) % 1000:03d}Z"
         fields = {k: v for k, v in record.__dict__.items() if v is not None and k != "at"}
         put = {"Put": {"TableName": self._table, "Item": {
@@ -90,24 +90,35 @@ class UsageLedger:
         updates = [
             {"Update": {"TableName": self._table, "Key": {"pk": {"S": owner}, "sk": {"S": period}},
                         "UpdateExpression": expression, "ExpressionAttributeValues": values}}
-            for owner in owners for period in (f"DAY#{_day(record.at)}", f"MONTH#{_month(record.at)}")
+            for owner in owners for period in (f"DAY#{_day(record.at)}",)
         ]
         return [put, *updates]
 
     def totals(self, owner: str, granularity: Literal["day", "month"], start: str, end: str,
                tenant_id: str) -> list[UsageTotals]:
-        """Aggregates of one tenant or key between two periods (inclusive), only if they are the tenant's."""
-        prefix = "DAY#" if granularity == "day" else "MONTH#"
-        page = self._db.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :start AND :end",
-            FilterExpression="tenant_id = :tenant",
-            ExpressionAttributeValues={":pk": {"S": owner}, ":start": {"S": prefix + start},
-                                       ":end": {"S": prefix + end + "~"}, ":tenant": {"S": tenant_id}},
-        )
-        totals = []
-        for item in page.get("Items", []):
-            plain = {k: _deserialize(v) for k, v in item.items()}
-            totals.append(UsageTotals(period=plain["sk"].split("#", 1)[1],
-                                      **{k: plain[k] for k in UsageTotals.model_fields if k in plain}))
-        return totals
+        """Day totals of one tenant or key between two periods (inclusive), or their sums per month.
+
+        Only totals carrying the tenant's id count, so another tenant's key simply has none.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :start AND :end",
+            "FilterExpression": "tenant_id = :tenant",
+            "ExpressionAttributeValues": {":pk": {"S": owner}, ":start": {"S": f"DAY#{start}"},
+                                          ":end": {"S": f"DAY#{end}~"}, ":tenant": {"S": tenant_id}},
+        }
+        by_period: dict[str, UsageTotals] = {}
+        while True:
+            page = self._db.query(**kwargs)
+            for item in page.get("Items", []):
+                plain = {k: _deserialize(v) for k, v in item.items()}
+                day = plain["sk"].split("#", 1)[1]
+                period = day if granularity == "day" else day[:7]
+                current = by_period.setdefault(period, UsageTotals(period=period))
+                for name in UsageTotals.model_fields:
+                    if name != "period" and name in plain:
+                        value = getattr(current, name)
+                        setattr(current, name, value + type(value)(plain[name]))
+            if "LastEvaluatedKey" not in page:
+                return [by_period[p] for p in sorted(by_period)]
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
