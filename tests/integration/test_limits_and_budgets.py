@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import traceback
 import time
 from decimal import Decimal
 
@@ -51,14 +52,14 @@ def race(n: int, attempt) -> tuple[list, list]:
                 refused.append(error)
         except Exception as error:  # noqa: BLE001 - any other outcome is a bug the assertion below shows
             with lock:
-                crashed.append(repr(error))
+                crashed.append(traceback.format_exc())
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert crashed == []
+    assert crashed == [], crashed[0] if crashed else ""
     return admitted, refused
 
 

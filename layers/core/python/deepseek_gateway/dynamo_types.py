@@ -23,3 +23,13 @@ def serialize(value: Any) -> dict[str, Any]:
 
 def deserialize(value: dict[str, Any]) -> Any:
     return _converters()[1](value)
+
+
+def condition_failed(exc: BaseException) -> bool:
+    """Whether a client error is DynamoDB's failed condition (or a transaction cancelled by one).
+
+    Matched by the error code, not by `client.exceptions.ConditionalCheckFailedException`: botocore
+    builds that class lazily per client, and threads racing on first use can each get their own class.
+    """
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}

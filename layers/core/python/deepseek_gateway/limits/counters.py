@@ -16,11 +16,11 @@ with one extra conditional write when the first request of a new window finds th
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from deepseek_gateway.dynamo_types import condition_failed
 from deepseek_gateway.dynamo_types import deserialize as _deserialize
 from deepseek_gateway.tenancy.models import Limits
 
@@ -113,8 +113,10 @@ class CounterStore:
                     ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )["Attributes"]
                 return counters_of(item)
-            except self._db.exceptions.ConditionalCheckFailedException as exc:
-                old = exc.response.get("Item")
+            except Exception as exc:
+                if not condition_failed(exc):
+                    raise
+                old = exc.response.get("Item")  # type: ignore[attr-defined]
                 if old and "win" in old and int(old["win"]["N"]) > window.minute:
                     # Another instance already opened the next minute: count this request there.
                     window = Window(int(old["win"]["N"]), old.get("month", {}).get("S", window.month), window.now)
@@ -152,12 +154,15 @@ class CounterStore:
         values = {":win": _n(window.minute), ":zero": _n(0), ":month": {"S": window.month}}
         if "leases = :empty" in sets:
             values[":empty"] = {"M": {}}
-        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+        try:
             self._db.update_item(
                 TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "STATE"}}, UpdateExpression=expression,
                 ConditionExpression="attribute_not_exists(win) OR win < :win OR #month <> :month",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )
+        except Exception as exc:
+            if not condition_failed(exc):
+                raise
 
     def _open_key(self, pk: str, key_id: str) -> None:
         self._db.update_item(

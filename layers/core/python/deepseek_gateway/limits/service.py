@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from deepseek_gateway.auth.principal import Principal
+from deepseek_gateway.dynamo_types import condition_failed
 from deepseek_gateway.errors import RateLimitError
 from deepseek_gateway.limits.counters import Ask, Counters, CounterStore, LimitExceeded, Window
 from deepseek_gateway.limits.usage import UsageLedger, UsageRecord
@@ -139,7 +140,9 @@ class LimitService:
                     UpdateExpression="ADD alerts :marker", ConditionExpression="NOT contains(alerts, :m)",
                     ExpressionAttributeValues={":marker": {"SS": [marker]}, ":m": {"S": marker}},
                 )
-            except self._db.exceptions.ConditionalCheckFailedException:
+            except Exception as exc:
+                if not condition_failed(exc):
+                    raise
                 continue
             self._notify({"type": "budget.threshold", "tenant_id": tenant_id, "threshold_percent": threshold,
                           "month": window.month, "committed_usd": str(counters.committed), "budget_usd": str(budget)})

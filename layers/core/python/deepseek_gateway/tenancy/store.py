@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from deepseek_gateway.auth import api_keys
+from deepseek_gateway.dynamo_types import condition_failed
 from deepseek_gateway.dynamo_types import deserialize as _deserialize
 from deepseek_gateway.dynamo_types import serialize as _serialize
 from deepseek_gateway.errors import ConflictError, NotFoundError
@@ -28,11 +29,6 @@ def _item(values: dict[str, Any]) -> dict[str, Any]:
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     """The record's fields, without the table's keys."""
     return {k: _deserialize(v) for k, v in item.items() if k not in {"pk", "sk"}}
-
-
-def _conditional_failed(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
 
 
 class TenantNotFoundError(NotFoundError):
@@ -63,7 +59,7 @@ class TenantStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except Exception as exc:
-            if _conditional_failed(exc):
+            if condition_failed(exc):
                 raise ConflictError(f"Tenant `{tenant.tenant_id}` already exists.", param="tenant_id") from None
             raise
         return tenant
@@ -171,7 +167,7 @@ class TenantStore:
                          "Item": _item({"pk": f"TENANT#{tenant_id}", "sk": f"KEY#{new.key_id}", **fields})}},
             ])
         except Exception as exc:
-            if _conditional_failed(exc):
+            if condition_failed(exc):
                 raise TenantNotFoundError(tenant_id) from None
             raise
         return CreatedKey(**fields, key=new.secret)
@@ -201,7 +197,7 @@ class TenantStore:
                             "Key": _item({"pk": f"TENANT#{tenant_id}", "sk": f"KEY#{key_id}"}), **update}},
             ])
         except Exception as exc:
-            if _conditional_failed(exc):
+            if condition_failed(exc):
                 raise KeyNotFoundError(key_id) from None
             raise
         return next(k for k in self.list_keys(tenant_id) if k.key_id == key_id)
