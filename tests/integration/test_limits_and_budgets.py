@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import threading
-import traceback
 import time
+import traceback
 from decimal import Decimal
 
 import boto3
@@ -50,7 +50,7 @@ def race(n: int, attempt) -> tuple[list, list]:
         except RateLimitError as error:
             with lock:
                 refused.append(error)
-        except Exception as error:  # noqa: BLE001 - any other outcome is a bug the assertion below shows
+        except Exception:  # noqa: BLE001 - any other outcome is a bug the assertion below shows
             with lock:
                 crashed.append(traceback.format_exc())
 
