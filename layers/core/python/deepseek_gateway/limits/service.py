@@ -92,7 +92,7 @@ class LimitService:
         except LimitExceeded as exceeded:
             raise self._refusal(exceeded, tenant if exceeded.level == "tenant" else key_limits or Limits(),
                                 window) from None
-        self._budget_thresholds(principal.tenant_id, tenant, counters, window)
+        self._budget_thresholds(principal.tenant_id, tenant, counters, window, request_id)
         return Admission(request_id, ask, window, pk, tenant if _has_any(tenant_limits) else None, counters)
 
     def settle(self, admission: Admission, record: UsageRecord, retention_days: int) -> None:
@@ -125,7 +125,8 @@ class LimitService:
         return RateLimitError(f"Rate limit reached for the {level}'s {what}. Retry after {retry_after} s.",
                               headers=headers)
 
-    def _budget_thresholds(self, tenant_id: str, limits: Limits, counters: Counters, window: Window) -> None:
+    def _budget_thresholds(self, tenant_id: str, limits: Limits, counters: Counters, window: Window,
+                           request_id: str) -> None:
         budget = limits.monthly_budget_usd
         if not budget or self._notify is None:
             return
@@ -145,7 +146,8 @@ class LimitService:
                     raise
                 continue
             self._notify({"type": "budget.threshold", "tenant_id": tenant_id, "threshold_percent": threshold,
-                          "month": window.month, "committed_usd": str(counters.committed), "budget_usd": str(budget)})
+                          "month": window.month, "committed_usd": str(counters.committed), "budget_usd": str(budget),
+                          "correlation_id": request_id or None})
 
 
 def sqs_notifier(queue_url: str, client: Any) -> Callable[[dict[str, Any]], None]:
