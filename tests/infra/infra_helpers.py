@@ -129,3 +129,16 @@ def only(mapping: dict[str, dict], prefix: str = "") -> tuple[str, dict]:
     matching = [(k, v) for k, v in mapping.items() if k.startswith(prefix)]
     assert len(matching) == 1, f"expected one resource {prefix}*, found {[k for k, _ in matching]}"
     return matching[0]
+
+
+def nag_findings(report_path: Path) -> set[tuple[str, str]]:
+    """(rule, construct path below the stack) for every unacknowledged cdk-nag finding in a report."""
+    if not report_path.exists():
+        return set()
+    report = json.loads(report_path.read_text())
+    return {
+        (violation["ruleName"], construct["constructPath"].split("/", 1)[1])
+        for plugin in report.get("pluginReports", [])
+        for violation in plugin.get("violations", [])
+        for construct in violation.get("violatingConstructs", [])
+    }

@@ -20,7 +20,7 @@ from gateway_cdk.app_factory import build_app
 from gateway_cdk.components.functions import has_handler
 from gateway_cdk.config import ConfigError, GatewayConfig
 
-from tests.infra.infra_helpers import PROD_ALARM_EMAIL, context_with, only, props, resources
+from tests.infra.infra_helpers import PROD_ALARM_EMAIL, context_with, nag_findings, only, props, resources
 
 KEYCLOAK = {
     "issuer": "https://id.example.com/realms/main",
@@ -56,18 +56,6 @@ def _context(**overrides: Any) -> dict:
         }
     )
     return {**context, "cognito": "true", **overrides}  # a string, as `-c cognito=true` gives it
-
-
-def _findings(report_path: Path) -> set[tuple[str, str]]:
-    if not report_path.exists():
-        return set()
-    report = json.loads(report_path.read_text())
-    return {
-        (violation["ruleName"], construct["constructPath"].split("/", 1)[1])
-        for plugin in report.get("pluginReports", [])
-        for violation in plugin.get("violations", [])
-        for construct in violation.get("violatingConstructs", [])
-    }
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +231,7 @@ def test_the_authorizer_trusts_the_pool_with_the_client_mapped_to_its_tenant(cog
 
 
 def test_cdk_nag_finds_nothing_unacknowledged_with_cognito_on(cognito_synth: CognitoSynth) -> None:
-    assert _findings(cognito_synth.outdir / "validation-report.json") == set()
+    assert nag_findings(cognito_synth.outdir / "validation-report.json") == set()
     assert cognito_synth.synth_error is None, str(cognito_synth.synth_error)
 
 
@@ -258,7 +246,7 @@ def test_the_cognito_acknowledgments_are_exactly_the_known_ones(
     app, _ = build_app({**context_with(), "cognito": True}, stages=["dev"], outdir=str(tmp_path))
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
-    findings = _findings(tmp_path / "validation-report.json")
+    findings = nag_findings(tmp_path / "validation-report.json")
     assert {(rule, path) for rule, path in findings if path.startswith("Cognito/")} == COGNITO_FINDINGS
 
 

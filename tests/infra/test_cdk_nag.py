@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import aws_cdk
@@ -10,7 +9,7 @@ import pytest
 from gateway_cdk.app_factory import build_app
 from gateway_cdk.components.functions import has_handler
 
-from tests.infra.infra_helpers import context_with
+from tests.infra.infra_helpers import context_with, nag_findings
 
 # Every finding the stack acknowledges, and where. A new acknowledgment must be added here too,
 # so that it is seen in review; the reasons live next to the code that needs them.
@@ -90,20 +89,8 @@ if has_handler("notifier"):
     }
 
 
-def _findings(report_path: Path) -> set[tuple[str, str]]:
-    if not report_path.exists():
-        return set()
-    report = json.loads(report_path.read_text())
-    return {
-        (violation["ruleName"], construct["constructPath"].split("/", 1)[1])
-        for plugin in report.get("pluginReports", [])
-        for violation in plugin.get("violations", [])
-        for construct in violation.get("violatingConstructs", [])
-    }
-
-
 def test_synthesis_with_both_packs_reports_no_unacknowledged_finding(synthesized) -> None:
-    assert _findings(synthesized.outdir / "validation-report.json") == set()
+    assert nag_findings(synthesized.outdir / "validation-report.json") == set()
     assert synthesized.synth_error is None, str(synthesized.synth_error)
 
 
@@ -115,4 +102,4 @@ def test_the_packs_run_and_the_acknowledgments_are_exactly_the_known_ones(
     app, _ = build_app(context_with(), stages=["dev"], outdir=str(tmp_path))
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
-    assert _findings(tmp_path / "validation-report.json") == ACKNOWLEDGED
+    assert nag_findings(tmp_path / "validation-report.json") == ACKNOWLEDGED

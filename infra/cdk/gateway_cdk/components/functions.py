@@ -283,8 +283,9 @@ class GatewayFunction(Construct):
             Validations.of(self.function).acknowledge(
                 Acknowledgment(
                     id="Serverless-LambdaDLQ",
-                    reason=f"API Gateway invokes the {spec.name} function synchronously and gets its "
-                    "error back; a DLQ only receives failed asynchronous invocations.",
+                    reason=f"The {spec.name} function is invoked synchronously (by API Gateway or as a "
+                    "Step Functions task) and its caller gets the error back; a DLQ only receives "
+                    "failed asynchronous invocations.",
                 )
             )
         elif spec.consumes_queue:

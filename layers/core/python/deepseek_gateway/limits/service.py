@@ -51,15 +51,19 @@ class Admission:
         """OpenAI's x-ratelimit-* headers, from the tenant's counters right after this admission."""
         if self.limits is None or self.counters is None:
             return {}
-        headers: dict[str, str] = {}
-        reset = f"{max(self.window.reset_s, 0):.0f}s"
-        for kind, limit, used in (("requests", self.limits.requests_per_minute, self.counters.requests),
-                                  ("tokens", self.limits.tokens_per_minute, self.counters.tokens)):
-            if limit is not None:
-                headers[f"x-ratelimit-limit-{kind}"] = str(limit)
-                headers[f"x-ratelimit-remaining-{kind}"] = str(max(limit - used, 0))
-                headers[f"x-ratelimit-reset-{kind}"] = reset
-        return headers
+        return ratelimit_headers(self.limits, self.counters, self.window)
+
+
+def ratelimit_headers(limits: Limits, counters: Counters, window: Window) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    reset = f"{max(window.reset_s, 0):.0f}s"
+    for kind, limit, used in (("requests", limits.requests_per_minute, counters.requests),
+                              ("tokens", limits.tokens_per_minute, counters.tokens)):
+        if limit is not None:
+            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(limit - used, 0))
+            headers[f"x-ratelimit-reset-{kind}"] = reset
+    return headers
 
 
 class LimitService:
@@ -114,8 +118,7 @@ class LimitService:
         retry_after = max(1, math.ceil(window.reset_s)) if exceeded.which in {"requests", "tokens"} else 1
         headers = {"retry-after": str(retry_after)}
         if exceeded.counters is not None:
-            headers.update(Admission("", Ask("", 0, Decimal(0), 0), window, "x", limits,
-                                     exceeded.counters).headers())
+            headers.update(ratelimit_headers(limits, exceeded.counters, window))
         if exceeded.which == "budget":
             return QuotaExceededError(
                 f"The {level}'s monthly budget is used up; it renews at the start of next month (UTC).",

@@ -56,6 +56,7 @@ def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Resolve an API Gateway REST proxy event; every answer, errors included, carries the request id."""
     request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
     logger.append_keys(request_id=request_id)
+    app.append_context(request_id=request_id)  # routes read it from `router.context`
     response = app.resolve(event, context)
     response.setdefault("headers", {})[REQUEST_ID_HEADER] = request_id
     if isinstance(response.get("multiValueHeaders"), dict):

@@ -26,8 +26,7 @@ def create_chat_completion() -> Response:
     request = services.chat.parse(body)
     if services.settings.log_content:
         logger.debug("chat request content", extra={"messages": body.get("messages")})  # type: ignore[union-attr]
-    request_id = (router.current_event.raw_event.get("requestContext") or {}).get("requestId") or ""
-    result = services.chat.complete(request, principal, request_id)
+    result = services.chat.complete(request, principal, router.context["request_id"])
     routed = result.routed
     headers = {
         "x-gateway-provider": routed.provider,

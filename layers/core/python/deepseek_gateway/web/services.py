@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -14,6 +15,8 @@ from deepseek_gateway.limits.service import LimitService, sqs_notifier
 from deepseek_gateway.limits.usage import UsageLedger
 from deepseek_gateway.routing.breaker import CircuitBreaker, DynamoBreakerStore, InMemoryBreakerStore
 from deepseek_gateway.routing.router import Router, RoutingPolicy
+from deepseek_gateway.safety.moderation import Moderator
+from deepseek_gateway.safety.settings import SafetySettings
 from deepseek_gateway.settings import Settings, get_settings
 from deepseek_gateway.tenancy.directory import TenantDirectory
 from deepseek_gateway.tenancy.store import TenantStore
@@ -105,14 +108,14 @@ def build_file_store(settings: Settings, dynamodb: object) -> FileStore | None:
                      kms_key_id=settings.uploads_kms_key_id)
 
 
-def moderator_factory(settings: Settings):  # noqa: ANN201 - Callable[[SafetySettings], Moderator | None]
+def moderator_factory(settings: Settings) -> Callable[[SafetySettings], Moderator | None]:
     """One external moderator per distinct moderation setting, built on first use and kept."""
     from deepseek_gateway.providers.credentials import key_source
 
     openai_key = key_source(settings, "openai")
-    built: dict[str, object] = {}
+    built: dict[str, Moderator | None] = {}
 
-    def moderator_for(safety):  # noqa: ANN001, ANN202
+    def moderator_for(safety: SafetySettings) -> Moderator | None:
         if safety.moderation.provider == "none":
             return None
         key = safety.moderation.model_dump_json()
