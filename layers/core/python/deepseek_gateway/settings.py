@@ -67,6 +67,25 @@ class Settings(ProviderSettings):
     max_inline_content_bytes: int = 4 * 1024 * 1024
     upload_url_ttl_s: int = 900
 
+    # Batches (OpenAI Batch API): records and per-line results in the jobs table, work chunks and
+    # nothing else in the results bucket, the workflow in Step Functions (see deepseek_gateway.batches).
+    results_bucket_name: str | None = None
+    ingestion_queue_url: str | None = None
+    batch_state_machine_arn: str | None = None
+    # Powertools idempotency records (ingestion, backend calls): key `id`, TTL `expiration`.
+    idempotency_table_name: str | None = None
+    # OpenAI's limits: 50,000 requests and 200 MB per batch file.
+    max_batch_lines: int = 50_000
+    max_batch_file_bytes: int = 200 * 1024 * 1024
+    # One line travels through the workflow's states with its answer: Step Functions caps a state's
+    # payload at 256 KiB, so a request line may be at most 64 KiB (larger lines go to the error file).
+    max_batch_line_bytes: int = 64 * 1024
+    # Lines per work chunk (one S3 object, one iteration of the workflow's outer Map), and the chunk's
+    # byte budget, so a chunk loaded into a state stays under the payload limit.
+    batch_chunk_items: int = 100
+    batch_chunk_bytes: int = 192 * 1024
+    batch_completion_window_s: int = 86_400
+
     # Routing: per-attempt timeout, overall deadline, attempts per provider, backoff.
     attempt_timeout_s: float = 30.0
     request_deadline_s: float = 90.0
