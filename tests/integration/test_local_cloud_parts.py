@@ -235,3 +235,34 @@ def test_batch_size_is_respected(queues):
     assert len(pool.events[0]["Records"]) == 2
 
 
+
+
+def test_state_machine_definition_substitutions_reach_moto_with_alias_arns(tmp_path):
+    """Given a state machine whose task names a function's `live` alias through DefinitionSubstitutions
+    (as CDK writes it), when the template is deployed into moto, then the definition moto runs names
+    the alias ARN (moto itself ignores DefinitionSubstitutions), and the alias exists in moto."""
+    definition = json.dumps({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "${FunctionArn_work}",
+                                                               "End": True}}})
+    body = {"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
+        "WorkFn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "handler.lambda_handler", "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Code": {"ZipFile": "def lambda_handler(event, context):\n    return event\n"}}},
+        "WorkAlias": {"Type": "AWS::Lambda::Alias", "Properties": {
+            "FunctionName": {"Ref": "WorkFn"}, "FunctionVersion": "1", "Name": "live"}},
+        "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+            "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]}, "DefinitionString": definition,
+            "DefinitionSubstitutions": {"FunctionArn_work": {"Ref": "WorkAlias"}}}},
+    }}
+    path = tmp_path / "Machine.template.json"
+    path.write_text(json.dumps(body))
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        deployment = deploy(Template.load(path), "Machine", "us-east-1", session)
+        function_name = deployment.ref("WorkFn")
+        described = session.client("stepfunctions").describe_state_machine(
+            stateMachineArn=deployment.ref("Machine"))
+        resource = json.loads(described["definition"])["States"]["T"]["Resource"]
+        assert resource == f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}:live"
+        alias = session.client("lambda").get_alias(FunctionName=function_name, Name="live")
+        assert alias["FunctionVersion"] != "$LATEST"

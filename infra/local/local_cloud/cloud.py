@@ -323,6 +323,16 @@ class LocalCloud:
                 return spec.environment["TENANTS_TABLE_NAME"]
         return None
 
+    def bucket(self, name: str) -> str | None:
+        """The physical name of the stack's `uploads` or `results` bucket."""
+        if self.deployment is None:
+            return None
+        wanted = f"{name.capitalize()}Bucket"
+        for logical_id, _ in self.deployment.template.of_type("AWS::S3::Bucket"):
+            if wanted in logical_id:
+                return self.deployment.ref(logical_id)
+        return None
+
     def _seed_tenants(self) -> None:
         """An operators tenant with an admin key and a demo tenant with a chat key, as dsg-admin would."""
         from deepseek_gateway.tenancy.models import KeyCreate, TenantCreate
@@ -357,6 +367,7 @@ class LocalCloud:
             "stats_url": stats,
             "keys": self.keys,
             "tables": {"tenants": self.tenants_table() if self.deployment else None},
+            "buckets": {"uploads": self.bucket("uploads"), "results": self.bucket("results")},
             "oidc": {"issuer": self.issuer.issuer_config()["issuer"], "audience": "deepseek-gateway",
                      "mint_token": "python -m local_cloud.token --tenant demo --scopes chat"},
             "functions": {p.spec.logical_id: {"name": p.spec.name, "log": str(p.log_path)}
@@ -365,7 +376,8 @@ class LocalCloud:
                 "openai_sdk": f'OpenAI(base_url="{api_base}", api_key="{demo_key}")',
                 "curl": (f"curl {api_base}/chat/completions -H 'Authorization: Bearer {demo_key}' "
                          f"-H 'Content-Type: application/json' -d '{chat_body}'"),
-                "s3_upload": f"aws --endpoint-url {self.aws_endpoint} s3 cp batch.jsonl s3://<uploads-bucket>/demo/",
+                "s3_upload": (f"aws --endpoint-url {self.aws_endpoint} s3 cp batch.jsonl "
+                              f"s3://{self.bucket('uploads') or '<uploads-bucket>'}/demo/batches/batch.jsonl"),
                 "fail_deepseek": f"curl -X PUT {control}/deepseek -d '{{\"status\": 500}}'",
             },
             "startup_seconds": round(sum(self.timings.values()), 1),

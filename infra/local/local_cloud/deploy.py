@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import secrets
 import time
 import zipfile
@@ -171,6 +172,8 @@ def for_moto(body: dict[str, Any]) -> dict[str, Any]:
       instead of CloudFormation's `Key`/`Value`, and fails on the latter.
     - AWS::Lambda::Alias is not in moto's CloudFormation: a `Ref` to an alias (a Permission or an event
       source mapping naming the `live` alias) would resolve to nothing, so it names the function.
+    - AWS::StepFunctions::StateMachine: moto ignores `DefinitionSubstitutions`, so the values are
+      joined into `DefinitionString` here (an alias's ARN written out as `<function ARN>:<alias>`).
     - A `Ref`/`Fn::GetAtt` to any other type moto skips (alarms, secrets, ...) fails the whole stack;
       it becomes a placeholder ARN. The local cloud resolves those values itself, from the original
       template, wherever they matter (functions' environments, API Gateway).
@@ -201,12 +204,43 @@ def for_moto(body: dict[str, Any]) -> dict[str, Any]:
             return [retarget(v) for v in value]
         return value
 
+    for resource in body.get("Resources", {}).values():
+        if resource.get("Type") == "AWS::StepFunctions::StateMachine":
+            _substitute_definition(resource.get("Properties") or {}, body["Resources"])
     body["Resources"] = retarget(body.get("Resources", {}))
     for resource in body.get("Resources", {}).values():
         props = resource.get("Properties") or {}
         if resource.get("Type") == "AWS::KMS::Key" and isinstance(props.get("Tags"), list):
             props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props["Tags"]]
     return body
+
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def _substitute_definition(props: dict[str, Any], resources: dict[str, Any]) -> None:
+    substitutions = props.pop("DefinitionSubstitutions", None)
+    definition = props.get("DefinitionString")
+    if not substitutions or not isinstance(definition, str):
+        return
+
+    def value_of(name: str) -> Any:
+        value = substitutions[name]
+        alias = resources.get(value.get("Ref"), {}) if isinstance(value, dict) and set(value) == {"Ref"} else {}
+        if alias.get("Type") == "AWS::Lambda::Alias":
+            function = alias["Properties"]["FunctionName"]["Ref"]
+            return {"Fn::Join": [":", [{"Fn::GetAtt": [function, "Arn"]}, alias["Properties"].get("Name", "live")]]}
+        return value
+
+    parts: list[Any] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(definition):
+        if match.group(1) not in substitutions:
+            continue
+        parts += [definition[position:match.start()], value_of(match.group(1))]
+        position = match.end()
+    parts.append(definition[position:])
+    props["DefinitionString"] = {"Fn::Join": ["", [p for p in parts if p != ""]]}
 
 
 def deploy(template: Template, stack_name: str, region: str, session: Any) -> Deployment:
@@ -255,11 +289,19 @@ def _fill_gaps(deployment: Deployment, session: Any) -> None:
         if props.get("KmsKeyId"):
             kwargs["KmsKeyId"] = str(resolve(props["KmsKeyId"]))
         deployment.secret_arns[logical_id] = secretsmanager.create_secret(**kwargs)["ARN"]
+    lambda_client = session.client("lambda")
     for logical_id, resource in template.of_type("AWS::Lambda::Alias"):
         function_ref = resource["Properties"]["FunctionName"]
         function_id = function_ref.get("Ref") if isinstance(function_ref, dict) else None
         if function_id:
             deployment.alias_target[logical_id] = function_id
+            # Step Functions tasks and event sources name the alias's ARN (`function:<name>:live`):
+            # moto must know the alias to resolve it to the function (and so to its sandboxes).
+            name = deployment.physical.get(function_id)
+            if name:
+                version = lambda_client.publish_version(FunctionName=name)["Version"]
+                lambda_client.create_alias(FunctionName=name, Name=resource["Properties"].get("Name", "live"),
+                                           FunctionVersion=version)
     s3 = session.client("s3")
     for _, resource in template.of_type("Custom::S3BucketNotifications"):
         props = resolve(resource.get("Properties", {}))

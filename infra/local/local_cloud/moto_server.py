@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import threading
 import urllib.request
@@ -17,7 +18,8 @@ from typing import Any
 
 
 def _route_invocations(invoke_url: str) -> None:
-    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda.models import LambdaBackend, LambdaFunction
+    from moto.awslambda_simple.models import LambdaSimpleBackend
 
     def invoke_locally(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
         payload = event if isinstance(event, str | bytes) else json.dumps(event if event is not None else {})
@@ -34,6 +36,10 @@ def _route_invocations(invoke_url: str) -> None:
             return exc.read().decode(), True, ""
 
     LambdaFunction._invoke_lambda = invoke_locally  # type: ignore[method-assign]
+    # Without Docker moto uses its "simple" backend, whose Invoke echoes the event back without
+    # calling the function at all; the full backend's Invoke resolves the function (and alias) and
+    # calls `_invoke_lambda`, routed above.
+    LambdaSimpleBackend.invoke = LambdaBackend.invoke  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -42,6 +48,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--invoke-url", default=None)
     args = parser.parse_args()
+    # moto's Step Functions interpreter calls Lambda (and the other services) through moto's own
+    # HTTP endpoint on localhost:MOTO_PORT (default 5000): it must be this server.
+    os.environ["MOTO_PORT"] = str(args.port)
 
     from moto.moto_api._internal.models import moto_api_backend
     from moto.server import ThreadedMotoServer
