@@ -32,6 +32,12 @@ def context_with(**stage_overrides: dict) -> dict:
 # SNS publishing, alone in its own statement, because an SMS to a phone number has no resource ARN.
 XRAY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
 SMS_ACTIONS = frozenset({"sns:Publish"})
+# A state machine's role: Step Functions log delivery and X-Ray, none of which has resource-level permissions.
+STATE_MACHINE_ACTIONS = frozenset({
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+})
 
 
 def offline_env(tmp_path: Path, context: dict) -> dict[str, str]:
@@ -102,19 +108,25 @@ def all_identity_statements(raw: dict) -> Iterator[tuple[str, dict]]:
 
 
 def wildcard_violations(statement: dict) -> list[str]:
-    """Why a statement is broader than allowed: Action '*' / 'service:*', or Resource '*' beyond X-Ray and SMS."""
+    """Why a statement is broader than allowed: Action '*' / 'service:*', or Resource '*' beyond X-Ray, SMS and
+    a state machine's log delivery."""
     problems = []
     actions = as_list(statement.get("Action", []))
     for action in actions:
         if action == "*" or (isinstance(action, str) and action.endswith(":*")):
             problems.append(f"action {action!r}")
     if "*" in as_list(statement.get("Resource", [])) and not (
-        set(actions) <= XRAY_ACTIONS or set(actions) == SMS_ACTIONS
+        set(actions) <= XRAY_ACTIONS or set(actions) == SMS_ACTIONS or set(actions) <= STATE_MACHINE_ACTIONS
     ):
         problems.append(f"resource '*' for {sorted(actions)}")
     if "NotAction" in statement or "NotResource" in statement:
         problems.append("NotAction/NotResource")
     return problems
+
+
+def gateway_functions(raw: dict) -> dict[str, dict]:
+    """The gateway's functions (construct `Functions`), without CDK's own (the bucket-notifications handler)."""
+    return {k: v for k, v in resources(raw, "AWS::Lambda::Function").items() if k.startswith("Functions")}
 
 
 def function_role_id(raw: dict, function_logical_prefix: str) -> str:

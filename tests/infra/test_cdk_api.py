@@ -55,6 +55,10 @@ def test_openai_and_admin_routes_are_proxied_to_the_live_alias_of_the_api_functi
         ("POST", "/v1/chat/completions"),
         ("GET", "/v1/models"),
         ("GET", "/v1/models/{model}"),
+        ("GET", "/v1/batches"),
+        ("POST", "/v1/batches"),
+        ("GET", "/v1/batches/{batch_id}"),
+        ("POST", "/v1/batches/{batch_id}/cancel"),
         ("ANY", "/v1/{proxy+}"),
         ("ANY", "/admin/{proxy+}"),
     }
@@ -332,7 +336,7 @@ def test_with_an_authorizer_every_route_uses_it_and_requires_the_usage_plan_key(
         },
     )
     methods = template.find_resources("AWS::ApiGateway::Method")
-    assert len(methods) == 5
+    assert len(methods) == 9
     for method in methods.values():
         assert method["Properties"]["AuthorizationType"] == "CUSTOM"
         assert method["Properties"]["ApiKeyRequired"] is True
@@ -351,7 +355,7 @@ def test_without_an_authorizer_function_the_api_stays_closed_behind_iam() -> Non
     template = _api_stack(with_authorizer=False)
     template.resource_count_is("AWS::ApiGateway::Authorizer", 0)
     methods = template.find_resources("AWS::ApiGateway::Method")
-    assert len(methods) == 5
+    assert len(methods) == 9
     for method in methods.values():
         assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
         assert not method["Properties"].get("ApiKeyRequired")

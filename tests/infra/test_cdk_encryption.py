@@ -11,7 +11,7 @@ def _key_id(raw: dict, prefix: str) -> str:
 
 def test_customer_keys_rotate(raw_template: dict) -> None:
     keys = resources(raw_template, "AWS::KMS::Key")
-    assert len(keys) == 2
+    assert len(keys) == 3  # data, logs, ingestion queue
     assert all(props(key)["EnableKeyRotation"] is True for key in keys.values())
 
 
@@ -39,7 +39,9 @@ def test_buckets_are_encrypted_with_the_data_key_except_the_access_log_bucket(ra
 
 
 def test_queues_secrets_and_topics_are_encrypted_with_the_data_key(raw_template: dict) -> None:
+    """All but the ingestion queue and its DLQ, which have their own key (S3 sends to that queue)."""
     data_key = _key_id(raw_template, "EncryptionDataKey")
+    ingestion_key = _key_id(raw_template, "EncryptionIngestionKey")
     for type_, key_property in (
         ("AWS::SQS::Queue", "KmsMasterKeyId"),
         ("AWS::SecretsManager::Secret", "KmsKeyId"),
@@ -48,7 +50,8 @@ def test_queues_secrets_and_topics_are_encrypted_with_the_data_key(raw_template:
         found = resources(raw_template, type_)
         assert found, type_
         for logical_id, resource in found.items():
-            assert logical_id_of(props(resource).get(key_property)) == data_key, logical_id
+            expected = ingestion_key if logical_id.startswith("MessagingIngestion") else data_key
+            assert logical_id_of(props(resource).get(key_property)) == expected, logical_id
 
 
 def test_every_log_group_is_encrypted_with_the_logs_key(raw_template: dict) -> None:

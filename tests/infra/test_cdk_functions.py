@@ -28,6 +28,7 @@ from tests.infra.infra_helpers import (
     all_identity_statements,
     as_list,
     function_role_id,
+    gateway_functions,
     logical_id_of,
     only,
     policy_statements_of_role,
@@ -47,7 +48,7 @@ def test_runtime_is_python_314_and_the_powertools_layer_matches_it() -> None:
 
 
 def test_every_function_is_arm64_traced_and_snapstarted(raw_template: dict) -> None:
-    functions = resources(raw_template, "AWS::Lambda::Function")
+    functions = gateway_functions(raw_template)
     assert functions
     for function in functions.values():
         p = props(function)
@@ -70,7 +71,7 @@ def test_layers_are_powertools_then_dependencies_then_core(raw_template: dict) -
 
 
 def test_every_function_has_a_live_alias_on_a_published_version(raw_template: dict) -> None:
-    functions = resources(raw_template, "AWS::Lambda::Function")
+    functions = gateway_functions(raw_template)
     aliases = resources(raw_template, "AWS::Lambda::Alias")
     versions = resources(raw_template, "AWS::Lambda::Version")
     assert len(aliases) == len(versions) == len(functions)
@@ -85,7 +86,7 @@ def test_every_function_logs_to_its_own_encrypted_log_group_with_retention(synth
     for stage, days in (("dev", 30), ("prod", 90)):
         raw = synthesized.raw[stage]
         log_groups = resources(raw, "AWS::Logs::LogGroup")
-        for function in resources(raw, "AWS::Lambda::Function").values():
+        for function in gateway_functions(raw).values():
             log_group = log_groups[logical_id_of(props(function)["LoggingConfig"]["LogGroup"])]
             assert props(log_group)["RetentionInDays"] == days
             assert "KmsKeyId" in props(log_group)
@@ -121,7 +122,7 @@ def _joined_arn_target(resource: object) -> str:
     return resource if isinstance(resource, str) else json.dumps(resource, sort_keys=True)
 
 
-def test_api_role_reaches_exactly_the_provider_secrets_its_tables_and_the_notifications_queue(
+def test_api_role_reaches_exactly_the_provider_secrets_its_tables_and_the_notifications_and_ingestion_queues(
     raw_template: dict,
 ) -> None:
     role = function_role_id(raw_template, "FunctionsApiFunction")
@@ -143,10 +144,14 @@ def test_api_role_reaches_exactly_the_provider_secrets_its_tables_and_the_notifi
     assert by_service.pop("dynamodb") == tables
     (uploads,) = [b for b in resources(raw_template, "AWS::S3::Bucket") if b.startswith("StorageUploads")]
     assert by_service.pop("s3") == {uploads}
-    (queue,) = [q for q in resources(raw_template, "AWS::SQS::Queue") if q.startswith("MessagingNotificationsQueue")]
-    assert by_service.pop("sqs") == {queue}
-    (data_key,) = [k for k in resources(raw_template, "AWS::KMS::Key") if k.startswith("EncryptionDataKey")]
-    assert by_service.pop("kms") == {data_key}
+    queues = {q for q in resources(raw_template, "AWS::SQS::Queue")
+              if q.startswith(("MessagingNotificationsQueue", "MessagingIngestionQueue"))}
+    assert len(queues) == 2
+    assert by_service.pop("sqs") == queues  # budget events; batch.submitted (Batch API)
+    keys = {k for k in resources(raw_template, "AWS::KMS::Key") if k.startswith(("EncryptionDataKey",
+                                                                                  "EncryptionIngestionKey"))}
+    assert len(keys) == 2
+    assert by_service.pop("kms") == keys
     (log_group,) = [g for g in resources(raw_template, "AWS::Logs::LogGroup") if g.startswith("FunctionsApiLogGroup")]
     assert by_service.pop("logs") == {log_group}
     assert by_service.pop("xray") == {"*"}
@@ -173,7 +178,7 @@ def test_no_identity_policy_has_wildcard_actions_or_resources_beyond_xray_and_sm
 
 
 def test_every_function_has_its_own_role(raw_template: dict) -> None:
-    roles = [logical_id_of(props(f)["Role"]) for f in resources(raw_template, "AWS::Lambda::Function").values()]
+    roles = [logical_id_of(props(f)["Role"]) for f in gateway_functions(raw_template).values()]
     assert len(roles) == len(set(roles))
     for role in roles:
         assert not props(raw_template["Resources"][role]).get("ManagedPolicyArns")

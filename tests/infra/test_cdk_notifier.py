@@ -87,7 +87,7 @@ def test_the_notifier_is_a_30_s_512_mb_function_with_its_resources_in_its_enviro
 
 
 def test_the_notifier_live_alias_consumes_the_notifications_queue_in_batches_of_ten(raw_template: dict) -> None:
-    (mapping,) = resources(raw_template, "AWS::Lambda::EventSourceMapping").values()
+    (_, mapping) = only(resources(raw_template, "AWS::Lambda::EventSourceMapping"), "FunctionsNotifier")
     p = props(mapping)
     queue_id, _ = _notifications_queue(raw_template)
     assert logical_id_of(p["EventSourceArn"]) == queue_id

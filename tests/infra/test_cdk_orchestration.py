@@ -13,9 +13,10 @@ from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from gateway_cdk.app_factory import cdk_json_context
 from gateway_cdk.components.encryption import Encryption
+from gateway_cdk.components.functions import absent_functions
 from gateway_cdk.components.grants import SharedResources
 from gateway_cdk.components.messaging import Messaging
-from gateway_cdk.components.orchestration import Orchestration
+from gateway_cdk.components.orchestration import Orchestration, missing_functions
 from gateway_cdk.components.storage import Storage
 from gateway_cdk.config import GatewayConfig
 from gateway_cdk.paths import STATEMACHINES_DIR
@@ -65,12 +66,22 @@ ALL_PLACEHOLDERS = {
 }
 
 
-def test_the_stack_has_one_state_machine_per_definition_file(raw_template: dict) -> None:
-    files = list(STATEMACHINES_DIR.glob("*.asl.json"))
+def test_the_stack_has_one_state_machine_per_definition_file_whose_functions_exist(raw_template: dict) -> None:
+    absent = absent_functions()
+    files = [f for f in STATEMACHINES_DIR.glob("*.asl.json") if not missing_functions(f.read_text(), absent)]
     assert len(resources(raw_template, "AWS::StepFunctions::StateMachine")) == len(files)
 
 
-def _orchestration(directory: Path, *, outdir: Path | None = None, nag: bool = False) -> tuple[Template, dict]:
+def test_a_definition_naming_a_function_without_its_handler_yet_is_left_out(tmp_path: Path) -> None:
+    (tmp_path / "route-job.asl.json").write_text(json.dumps(DEFINITION))
+    template, _ = _orchestration(tmp_path, absent={"router"})
+    template.resource_count_is("AWS::StepFunctions::StateMachine", 0)
+    assert missing_functions(json.dumps(DEFINITION), {"router", "batch"}) == ["router"]
+
+
+def _orchestration(
+    directory: Path, *, outdir: Path | None = None, nag: bool = False, absent: frozenset[str] | set[str] = frozenset()
+) -> tuple[Template, dict]:
     app = App(context=cdk_json_context(), outdir=str(outdir) if outdir else None)
     if nag:
         Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
@@ -99,6 +110,7 @@ def _orchestration(directory: Path, *, outdir: Path | None = None, nag: bool = F
             queues=Messaging(stack, "Messaging", key=encryption.data_key).queues,
         ),
         directory=directory,
+        absent=absent,
     )
     if nag:
         with contextlib.suppress(RuntimeError):  # findings of the stand-in router are expected
@@ -174,3 +186,47 @@ def test_a_state_machine_passes_cdk_nag(tmp_path: Path) -> None:
         if construct["constructPath"].startswith("OrchestrationStack/Orchestration/")
     ]
     assert findings == []
+
+
+DISTRIBUTED = {
+    "StartAt": "Each",
+    "States": {
+        "Each": {
+            "Type": "Map",
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Route",
+                "States": {
+                    "Route": {k: v for k, v in DEFINITION["States"]["Route"].items() if k != "Next"} | {"End": True}
+                },
+            },
+            "End": True,
+        }
+    },
+}
+
+
+def test_a_distributed_map_gets_a_fixed_name_and_may_run_only_its_own_child_executions(tmp_path: Path) -> None:
+    definitions = tmp_path / "statemachines"
+    definitions.mkdir()
+    (definitions / "fan-out.asl.json").write_text(json.dumps(DISTRIBUTED))
+    outdir = tmp_path / "cdk.out"
+    _, raw = _orchestration(definitions, outdir=outdir, nag=True)
+    (machine,) = resources(raw, "AWS::StepFunctions::StateMachine").values()
+    assert props(machine)["StateMachineName"] == "deepseek-gateway-dev-fan-out"
+    statements = [
+        s for p in resources(raw, "AWS::IAM::Policy").values() for s in props(p)["PolicyDocument"]["Statement"]
+        if as_list(s["Action"])[0].startswith("states:")
+    ]
+    assert {tuple(sorted(as_list(s["Action"]))): json.dumps(s["Resource"]).split(":")[-1] for s in statements} == {
+        ("states:StartExecution",): 'deepseek-gateway-dev-fan-out"]]}',
+        ("states:DescribeExecution", "states:StopExecution"): 'deepseek-gateway-dev-fan-out/*"]]}',
+    }
+    report = json.loads((outdir / "validation-report.json").read_text())
+    assert not [
+        violation["ruleName"]
+        for plugin in report["pluginReports"]
+        for violation in plugin.get("violations", [])
+        for construct in violation["violatingConstructs"]
+        if construct["constructPath"].startswith("OrchestrationStack/Orchestration/")
+    ]

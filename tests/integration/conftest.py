@@ -49,10 +49,11 @@ def tenants_table(monkeypatch):
     moto's DynamoDB is made atomic (as DynamoDB is) so concurrency tests measure the gateway, not moto.
     """
     import boto3
-    from local_cloud.moto_patches import serialize_dynamodb
+    from local_cloud.moto_patches import fast_dynamodb, serialize_dynamodb
     from moto import mock_aws
 
     serialize_dynamodb()
+    fast_dynamodb()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for name in ("tenants", "usage"):

@@ -87,7 +87,8 @@ def test_secured_operations_name_their_scope_and_the_document_itself_is_public(d
             assert op["security"] == []
             continue
         assert "401" in op["responses"], (method, path)
-        scope = {"chat": ["chat"], "admin": ["admin"], "models": [], "usage": [], "files": ["files"]}[op["tags"][0]]
+        scope = {"chat": ["chat"], "admin": ["admin"], "models": [], "usage": [], "files": ["files"],
+                 "batches": ["batch"]}[op["tags"][0]]
         assert op["security"] == [{"bearer": scope}], (method, path)
         for name in scope:
             assert f"`{name}` scope" in op["description"]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import Acknowledgment, CfnOutput, Stack, Tags, Validations
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3_notifications
 from constructs import Construct
 
 from .components.api import Api
 from .components.cognito import CognitoM2M
 from .components.deployment import Deployment
 from .components.encryption import Encryption
-from .components.functions import Functions, function_specs
+from .components.functions import Functions, absent_functions, function_specs
 from .components.grants import SharedResources
 from .components.messaging import Messaging
 from .components.monitoring import Monitoring
@@ -36,7 +38,12 @@ class GatewayStack(Stack):
         self.encryption = Encryption(self, "Encryption", config=config)
         self.storage = Storage(self, "Storage", config=config, key=self.encryption.data_key)
         self.secrets = ProviderSecrets(self, "Secrets", config=config, key=self.encryption.data_key)
-        self.messaging = Messaging(self, "Messaging", key=self.encryption.data_key)
+        self.messaging = Messaging(
+            self,
+            "Messaging",
+            key=self.encryption.data_key,
+            queue_keys={"ingestion": self.encryption.ingestion_key},
+        )
         resources = SharedResources(
             config=config,
             tables=self.storage.tables,
@@ -70,7 +77,9 @@ class GatewayStack(Stack):
             logs_key=self.encryption.logs_key,
             aliases={name: f.alias for name, f in self.functions.functions.items()},
             resources=resources,
+            absent=absent_functions(),
         )
+        self._connect_batches()
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -95,6 +104,39 @@ class GatewayStack(Stack):
             value=self.secrets.webhook_signing.secret_arn,
             description="The notifier's master webhook signing secret (rotate by hand, announced)",
         )
+
+    def _connect_batches(self) -> None:
+        """Uploads reach the ingestion function, which starts the batch workflow.
+
+        The workflow invokes the task functions' aliases, so the ingestion function gets its ARN (and
+        the right to start it) only now, after both exist: the state machine never refers back to it.
+        """
+        ingestion = self.functions.functions.get("ingestion")
+        if ingestion is None:
+            return  # nobody would consume the uploads' notifications
+        self.storage.buckets["uploads"].add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3_notifications.SqsDestination(self.messaging.queues["ingestion"].queue)
+        )
+        self._acknowledge_bucket_notifications_handler()
+        batch_workflow = self.orchestration.state_machines.get("batch")
+        if batch_workflow is not None:
+            batch_workflow.grant_start_execution(ingestion.function)
+            ingestion.function.add_environment("BATCH_STATE_MACHINE_ARN", batch_workflow.state_machine_arn)
+
+    def _acknowledge_bucket_notifications_handler(self) -> None:
+        """CDK writes a bucket's notification configuration with a singleton function of its own."""
+        handlers = [c for c in self.node.children if c.node.id.startswith("BucketNotificationsHandler")]
+        for handler in handlers:
+            Validations.of(handler).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole]",
+                    reason="The role of CDK's bucket-notifications handler (Custom::S3BucketNotifications), "
+                    "which runs only during deployments to write the uploads bucket's notification "
+                    "configuration: the managed policy lets it write its logs; its one other permission is "
+                    "s3:PutBucketNotification on the uploads bucket.",
+                )
+            )
 
     def _connect_consumers(self) -> None:
         """Each queue consumer's `live` alias receives its queue's messages (partial batch responses)."""

@@ -282,7 +282,9 @@ def _allows(result: Any, method_arn: str) -> bool:
 
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = False
+    # SO_REUSEADDR: a restart right after a run binds despite its connections in TIME_WAIT (Linux still
+    # refuses a second listener on the port, so a port really in use is reported).
+    allow_reuse_address = True
     request_queue_size = 512  # the listen backlog: the default 5 resets bursts of concurrent clients
 
     def __init__(self, host: str, port: int, api: RestApi) -> None:

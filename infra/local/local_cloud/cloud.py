@@ -54,6 +54,9 @@ class LocalCloudConfig:
 
 def _check_port_free(host: str, port: int, what: str) -> None:
     with socket.socket() as sock:
+        # As the servers themselves bind (SO_REUSEADDR): connections of a run that just ended, left in
+        # TIME_WAIT, do not make the port look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

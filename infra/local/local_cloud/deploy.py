@@ -105,6 +105,8 @@ class Deployment:
         specs = []
         for logical_id, resource in self.template.of_type("AWS::Lambda::Function"):
             props = resource["Properties"]
+            if deploy_time_only(resource):
+                continue
             asset_path = (resource.get("Metadata") or {}).get("aws:asset:path")
             if not asset_path:
                 raise DeployError(f"function {logical_id} has no aws:asset:path metadata to find its code")
@@ -125,6 +127,13 @@ class Deployment:
                 )
             )
         return specs
+
+
+def deploy_time_only(resource: dict[str, Any]) -> bool:
+    """A function CDK adds to run at deploy time only, with inline code (e.g. the S3 bucket notifications
+    handler behind `Custom::S3BucketNotifications`): the local cloud does its work itself while deploying."""
+    code = (resource.get("Properties") or {}).get("Code") or {}
+    return "ZipFile" in code and not (resource.get("Metadata") or {}).get("aws:asset:path")
 
 
 def _zip_dir(path: Path) -> bytes:
@@ -166,7 +175,8 @@ def _publish_assets(template: Template, s3: Any, ssm: Any, region: str) -> None:
 
 
 def for_moto(body: dict[str, Any]) -> dict[str, Any]:
-    """The template as moto 5.2 can parse it: transport fixes only, no resource added or removed.
+    """The template as moto 5.2 can parse it: transport fixes only, no resource added; the custom
+    resources the local cloud fills itself (bucket notifications) are left out of moto's stack.
 
     - AWS::KMS::Key: moto's CloudFormation reads tags as `TagKey`/`TagValue` (the KMS API's names)
       instead of CloudFormation's `Key`/`Value`, and fails on the latter.
@@ -174,6 +184,7 @@ def for_moto(body: dict[str, Any]) -> dict[str, Any]:
       source mapping naming the `live` alias) would resolve to nothing, so it names the function.
     - AWS::StepFunctions::StateMachine: moto ignores `DefinitionSubstitutions`, so the values are
       joined into `DefinitionString` here (an alias's ARN written out as `<function ARN>:<alias>`).
+      In IAM policies (which moto checks for ARNs) the alias's ARN is written out instead.
     - A `Ref`/`Fn::GetAtt` to any other type moto skips (alarms, secrets, ...) fails the whole stack;
       it becomes a placeholder ARN. The local cloud resolves those values itself, from the original
       template, wherever they matter (functions' environments, API Gateway).
@@ -188,9 +199,11 @@ def for_moto(body: dict[str, Any]) -> dict[str, Any]:
         if resource.get("Type") == "AWS::Lambda::Alias"
     }
 
-    def retarget(value: Any) -> Any:
+    def retarget(value: Any, arn: bool = False) -> Any:
         if isinstance(value, dict):
             if set(value) == {"Ref"} and value["Ref"] in alias_function:
+                if arn:  # a policy's Resource must be an ARN: the alias's, written out
+                    return _alias_arn(body["Resources"][value["Ref"]])
                 return copy.deepcopy(alias_function[value["Ref"]])
             target = value.get("Ref") if set(value) == {"Ref"} else None
             if set(value) == {"Fn::GetAtt"}:
@@ -199,20 +212,49 @@ def for_moto(body: dict[str, Any]) -> dict[str, Any]:
             kind = body["Resources"].get(target, {}).get("Type") if isinstance(target, str) else None
             if kind and kind not in supported:
                 return f"arn:aws:local:::{target}"
-            return {k: retarget(v) for k, v in value.items()}
+            return {k: retarget(v, arn) for k, v in value.items()}
         if isinstance(value, list):
-            return [retarget(v) for v in value]
+            return [retarget(v, arn) for v in value]
         return value
 
+    _drop_custom_resources_filled_locally(body)
     for resource in body.get("Resources", {}).values():
         if resource.get("Type") == "AWS::StepFunctions::StateMachine":
             _substitute_definition(resource.get("Properties") or {}, body["Resources"])
-    body["Resources"] = retarget(body.get("Resources", {}))
+    body["Resources"] = {
+        logical_id: retarget(resource, arn=resource.get("Type") in _POLICY_TYPES)
+        for logical_id, resource in body.get("Resources", {}).items()
+    }
     for resource in body.get("Resources", {}).values():
         props = resource.get("Properties") or {}
         if resource.get("Type") == "AWS::KMS::Key" and isinstance(props.get("Tags"), list):
             props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props["Tags"]]
     return body
+
+
+def _drop_custom_resources_filled_locally(body: dict[str, Any]) -> None:
+    """moto's CloudFormation runs a custom resource by invoking its handler and then waits for the
+    handler's callback, which a deploy-time helper (CDK's bucket notifications handler) never sends
+    here: the stack would stay CREATE_IN_PROGRESS. The local cloud does their work itself (`_fill_gaps`)."""
+    resources = body.get("Resources", {})
+    dropped = {logical_id for logical_id, r in resources.items() if r.get("Type") in _FILLED_CUSTOM_RESOURCES}
+    for logical_id in dropped:
+        del resources[logical_id]
+    for resource in resources.values():
+        depends = resource.get("DependsOn")
+        if isinstance(depends, str) and depends in dropped:
+            del resource["DependsOn"]
+        elif isinstance(depends, list):
+            resource["DependsOn"] = [d for d in depends if d not in dropped]
+
+
+_FILLED_CUSTOM_RESOURCES = {"Custom::S3BucketNotifications"}
+_POLICY_TYPES = {"AWS::IAM::Policy", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy"}
+
+
+def _alias_arn(alias: dict[str, Any]) -> dict[str, Any]:
+    function = alias["Properties"]["FunctionName"]["Ref"]
+    return {"Fn::Join": [":", [{"Fn::GetAtt": [function, "Arn"]}, alias["Properties"].get("Name", "live")]]}
 
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -228,8 +270,7 @@ def _substitute_definition(props: dict[str, Any], resources: dict[str, Any]) -> 
         value = substitutions[name]
         alias = resources.get(value.get("Ref"), {}) if isinstance(value, dict) and set(value) == {"Ref"} else {}
         if alias.get("Type") == "AWS::Lambda::Alias":
-            function = alias["Properties"]["FunctionName"]["Ref"]
-            return {"Fn::Join": [":", [{"Fn::GetAtt": [function, "Arn"]}, alias["Properties"].get("Name", "live")]]}
+            return _alias_arn(alias)
         return value
 
     parts: list[Any] = []

@@ -42,6 +42,16 @@ def _route_invocations(invoke_url: str) -> None:
     LambdaSimpleBackend.invoke = LambdaBackend.invoke  # type: ignore[method-assign]
 
 
+def _one_step_functions_backend() -> None:
+    """With `execute_state_machine` on, moto's Step Functions API uses its interpreter's backend, but its
+    CloudFormation still creates state machines in the plain one: the template's state machines would be
+    invisible to StartExecution. Both now use the interpreter's backend."""
+    import moto.stepfunctions.models as plain
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    plain.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -55,9 +65,16 @@ def main() -> None:
     from moto.moto_api._internal.models import moto_api_backend
     from moto.server import ThreadedMotoServer
 
-    from local_cloud.moto_patches import keep_alive_and_no_delay, no_sqs_push_to_lambda, serialize_dynamodb
+    from local_cloud.moto_patches import (
+        enforce_tolerated_failures,
+        fast_dynamodb,
+        keep_alive_and_no_delay,
+        no_sqs_push_to_lambda,
+        serialize_dynamodb,
+    )
 
     serialize_dynamodb()
+    fast_dynamodb()
     keep_alive_and_no_delay()
     no_sqs_push_to_lambda()
     if args.invoke_url:
@@ -65,6 +82,8 @@ def main() -> None:
     moto_api_backend.set_config(
         {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
     )
+    _one_step_functions_backend()
+    enforce_tolerated_failures()
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     print(json.dumps({"ready": True, "port": args.port}), flush=True)

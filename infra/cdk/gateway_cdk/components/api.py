@@ -1,8 +1,9 @@
 """The OpenAI-compatible REST API: API Gateway REST API in front of the `api` function's alias.
 
 Routes (all Lambda proxy integrations to `api:live`):
-  POST /v1/chat/completions, GET /v1/models, GET /v1/models/{model}, ANY /v1/{proxy+},
-  ANY /admin/{proxy+}
+  POST /v1/chat/completions, GET /v1/models, GET /v1/models/{model},
+  GET|POST /v1/batches, GET /v1/batches/{batch_id}, POST /v1/batches/{batch_id}/cancel,
+  ANY /v1/{proxy+}, ANY /admin/{proxy+}
 
 With an authorizer function, every method uses the Lambda REQUEST authorizer (identity source: the
 Authorization header, cached) and requires the usage-plan key the authorizer returns
@@ -178,6 +179,13 @@ class Api(Construct):
         models = v1.add_resource("models")
         models.add_method("GET", integration, **method_options)
         models.add_resource("{model}").add_method("GET", integration, **method_options)
+        # The Batch API (OpenAI's /v1/batches).
+        batches = v1.add_resource("batches")
+        batches.add_method("GET", integration, **method_options)
+        batches.add_method("POST", integration, **method_options)
+        batch = batches.add_resource("{batch_id}")
+        batch.add_method("GET", integration, **method_options)
+        batch.add_resource("cancel").add_method("POST", integration, **method_options)
         v1.add_resource("{proxy+}").add_method("ANY", integration, **method_options)
         # The admin API (tenants, keys): same function, same authorizer; the function checks the admin scope.
         self.rest_api.root.add_resource("admin").add_resource("{proxy+}").add_method(

@@ -1,7 +1,11 @@
-"""KMS customer keys: one for data at rest, one for logs. Both rotate yearly.
+"""KMS customer keys: one for data at rest, one for logs, one for the ingestion queue. All rotate yearly.
 
 - `data_key` encrypts tables, buckets, queues, secrets and the alarm topic. CloudWatch may use it so
   alarms can publish to the encrypted topic.
+- `ingestion_key` encrypts the ingestion queue (and its DLQ), to which S3 sends the uploads bucket's
+  event notifications: S3 must be allowed to use that key, and the key policy that allows it names the
+  uploads bucket. With the data key, which encrypts that bucket, key and bucket would refer to each
+  other (a dependency cycle); a key of its own also keeps S3's permission off the data key.
 - `logs_key` encrypts every CloudWatch log group (functions, API access logs, state machines). Its
   key policy lets the CloudWatch Logs service use it, only for log groups of this account and region.
 """
@@ -40,6 +44,15 @@ class Encryption(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
+
+        self.ingestion_key = kms.Key(
+            self,
+            "IngestionKey",
+            description=f"DeepSeek Gateway {config.stage}: the ingestion queue (S3 event notifications)",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        self.ingestion_key.add_alias(f"alias/deepseek-gateway/{config.stage}/ingestion")
 
         self.logs_key = kms.Key(
             self,

@@ -30,7 +30,9 @@ from .common import encrypted_log_group
 from .grants import (
     Grant,
     SharedResources,
+    name_provider_secret,
     publish_sms,
+    read_bucket,
     read_provider_secret,
     read_secret,
     read_table,
@@ -38,6 +40,7 @@ from .grants import (
     read_write_table,
     send_email,
     send_to_queue,
+    write_bucket,
 )
 from .messaging import QUEUE_CONSUMER_TIMEOUTS
 
@@ -148,6 +151,113 @@ def notifier_spec(config: GatewayConfig) -> FunctionSpec:
     )
 
 
+BACKEND_PROVIDERS = ("deepseek", "openai", "anthropic")
+
+# Functions that join the stack when their handler exists (the api function always exists).
+OPTIONAL_FUNCTIONS = (
+    "authorizer",
+    "safety",
+    "notifier",
+    "ingestion",
+    "batch",
+    "router",
+    *(f"backend_{provider}" for provider in BACKEND_PROVIDERS),
+)
+
+
+def absent_functions() -> frozenset[str]:
+    """The functions the app knows but whose handler does not exist yet (so they are not in the stack)."""
+    return frozenset(name for name in OPTIONAL_FUNCTIONS if not has_handler(name))
+
+
+def ingestion_spec() -> FunctionSpec:
+    """The ingestion queue's consumer: S3 uploads and submitted batches, validated into work chunks.
+
+    The stack adds BATCH_STATE_MACHINE_ARN and states:StartExecution on the batch workflow, once that exists.
+    """
+    return FunctionSpec(
+        name="ingestion",
+        description="Ingestion queue consumer: uploaded files and submitted batches into the batch workflow",
+        timeout=QUEUE_CONSUMER_TIMEOUTS["ingestion"],  # the queue's visibility is sized for it
+        memory_mb=2048,  # a batch input file (up to 200 MB) is read and validated in memory
+        grants=(
+            read_write_bucket("uploads"),  # input files; direct uploads copied to <tenant>/files/
+            write_bucket("results"),  # work chunks
+            read_write_table("jobs"),  # file and batch records, invalid lines' results
+            read_table("tenants"),  # a direct upload's tenant must exist and be active
+            send_to_queue("notifications"),  # file.ingested, batch.failed
+            read_write_table("idempotency"),  # Powertools idempotency of the messages
+        ),
+        consumes_queue="ingestion",
+        # One message can be a whole batch file to validate: one per invocation, so that a large file
+        # does not make the messages beside it time out and come back.
+        queue_batch_size=1,
+    )
+
+
+def batch_spec() -> FunctionSpec:
+    """The batch workflow's bookkeeping task: load_chunk, record, finalize, fail."""
+    return FunctionSpec(
+        name="batch",
+        description="Batch workflow task: loads work chunks, records line results, finalizes or fails batches",
+        # finalize writes the output and error files of up to 50,000 lines.
+        timeout=Duration.seconds(300),
+        memory_mb=1024,
+        grants=(
+            read_write_table("jobs"),  # batch records and line results
+            read_write_bucket("uploads"),  # the output and error files, as file records' objects
+            read_bucket("results"),  # work chunks
+            read_write_table("usage"),  # billing of answered lines (usage records, totals, month spend)
+            read_table("tenants"),
+            send_to_queue("notifications"),  # batch.completed, batch.failed
+        ),
+        synchronous=True,  # a state machine task: errors go back to the workflow's Retry/Catch
+    )
+
+
+def router_spec(providers: Sequence[str] = BACKEND_PROVIDERS) -> FunctionSpec:
+    """The batch workflow's model router: the provider chain for an item, and the next candidate.
+
+    `providers`: those with a backend function. Their secrets' ARNs (not the right to read them) tell
+    the router which providers are configured; a provider without a backend is never routed to.
+    """
+    return FunctionSpec(
+        name="router",
+        description="Batch workflow task: routes an item to a provider chain (policy, budget, breaker)",
+        timeout=Duration.seconds(10),
+        memory_mb=512,
+        grants=(
+            read_table("tenants"),  # the tenant's policy
+            read_table("breaker"),  # open circuit breakers are skipped
+            read_table("jobs"),  # the batch's status and window (cancelled, expired)
+            read_table("usage"),  # the tenant's budget
+            *(name_provider_secret(provider) for provider in providers),
+        ),
+        synchronous=True,
+    )
+
+
+def backend_spec(provider: str) -> FunctionSpec:
+    """One provider's caller: only that provider's secret, the breaker, and idempotency of calls."""
+    timeout_s = 120
+    return FunctionSpec(
+        name=f"backend_{provider}",
+        description=f"Batch workflow task: one chat completion from {provider} (idempotent per batch line)",
+        timeout=Duration.seconds(timeout_s),
+        memory_mb=512,
+        environment={
+            # The core gives up (ProviderRetryableError) before Lambda stops the function.
+            "REQUEST_DEADLINE_S": str(timeout_s - 10),
+        },
+        grants=(
+            read_provider_secret(provider),  # its secret and base URL, and no other provider's
+            read_write_table("breaker"),
+            read_write_table("idempotency"),  # Powertools idempotency on the item's idempotency_key
+        ),
+        synchronous=True,
+    )
+
+
 def function_specs(
     config: GatewayConfig, *, extra_oidc_issuers: Sequence[Mapping[str, Any]] = ()
 ) -> list[FunctionSpec]:
@@ -171,7 +281,8 @@ def function_specs(
                 read_write_table("tenants"),  # the admin API: tenants, keys, policies
                 read_write_table("usage"),  # limit counters, usage records and aggregates
                 send_to_queue("notifications"),  # budget threshold events
-                read_write_table("jobs"),  # file records (Files API)
+                send_to_queue("ingestion"),  # batch.submitted (Batch API)
+                read_write_table("jobs"),  # file and batch records (Files and Batch APIs)
                 read_write_bucket("uploads"),  # file contents under <tenant>/files/
                 read_provider_secret("deepseek"),
                 read_provider_secret("openai"),
@@ -194,6 +305,16 @@ def function_specs(
         ))
     if has_handler("notifier"):
         specs.append(notifier_spec(config))
+    # The batches: ingestion, and the batch workflow's task functions (statemachines/batch.asl.json).
+    if has_handler("ingestion"):
+        specs.append(ingestion_spec())
+    if has_handler("batch"):
+        specs.append(batch_spec())
+    if has_handler("router"):
+        specs.append(router_spec([p for p in BACKEND_PROVIDERS if has_handler(f"backend_{p}")]))
+    for provider in BACKEND_PROVIDERS:
+        if has_handler(f"backend_{provider}"):
+            specs.append(backend_spec(provider))
     return specs
 
 

@@ -123,6 +123,18 @@ def read_provider_secret(provider: str) -> Grant:
     return apply
 
 
+def name_provider_secret(provider: str) -> Grant:
+    """Only the ARN of a provider's secret, without the right to read it: the provider counts as configured.
+
+    (The batch router filters a model's chain by configured providers and never calls one.)
+    """
+
+    def apply(resources: SharedResources, fn: lambda_.Function) -> None:
+        fn.add_environment(_env_name(provider, "SECRET_ARN"), resources.secret(provider).secret_arn)
+
+    return apply
+
+
 def read_secret(name: str, env_var: str) -> Grant:
     """GetSecretValue on one secret of SharedResources.secrets; its ARN in `env_var`."""
 
@@ -213,6 +225,23 @@ def read_bucket(name: str) -> Grant:
         bucket = resources.bucket(name)
         bucket.grant_read(fn)
         acknowledge_bucket_grant(fn.role, bucket, name, write=False)
+        fn.add_environment(_env_name(name, "BUCKET_NAME"), bucket.bucket_name)
+
+    return apply
+
+
+def write_bucket(name: str) -> Grant:
+    """Put objects (no reading, listing or deleting) into one bucket."""
+
+    def apply(resources: SharedResources, fn: lambda_.Function) -> None:
+        bucket = resources.bucket(name)
+        bucket.grant_put(fn)
+        acknowledge_grant_wildcards(
+            fn.role,
+            actions=("s3:Abort*", *KMS_WILDCARDS),
+            resources=(f"{arn_ref(bucket)}/*",),
+            what=f"writing objects into the {name} bucket",
+        )
         fn.add_environment(_env_name(name, "BUCKET_NAME"), bucket.bucket_name)
 
     return apply

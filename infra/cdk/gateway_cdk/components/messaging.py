@@ -7,6 +7,8 @@ derives it; `add_consumer` refuses a consumer whose timeout the queue was not si
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Acknowledgment, Duration, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kms as kms
@@ -134,11 +136,16 @@ class Messaging(Construct):
         *,
         key: kms.IKey,
         consumer_timeouts: dict[str, Duration] | None = None,
+        queue_keys: Mapping[str, kms.IKey] | None = None,
     ) -> None:
+        """`key` encrypts every queue but those given a key of their own in `queue_keys`."""
         super().__init__(scope, construct_id)
         timeouts = consumer_timeouts or QUEUE_CONSUMER_TIMEOUTS
+        own_keys = queue_keys or {}
         self.queues: dict[str, WorkQueue] = {
-            name: WorkQueue(self, f"{name.capitalize()}", name=name, key=key, consumer_timeout=timeout)
+            name: WorkQueue(
+                self, f"{name.capitalize()}", name=name, key=own_keys.get(name, key), consumer_timeout=timeout
+            )
             for name, timeout in timeouts.items()
         }
 

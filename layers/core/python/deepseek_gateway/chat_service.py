@@ -69,6 +69,24 @@ def parse_request(body: Any, catalogue: Catalogue) -> ChatCompletionRequest:
     return request
 
 
+def policy_check(context: TenantContext, principal: Principal, request: ChatCompletionRequest,
+                 entry: ModelEntry, prompt_tokens: int) -> Callable[[ModelEntry], bool]:
+    """Raise the tenant's policy denial for the requested model; return its decision for fallbacks.
+
+    Shared with the batch workflow's router, so a batch line is allowed exactly when the same body is.
+    """
+    facts = RequestFacts(
+        max_tokens=request.output_token_limit or 0, input_tokens=prompt_tokens, tools=request.uses_tools(),
+        json_mode=request.uses_json_mode(), vision=request.uses_vision(), stream=bool(request.stream),
+    )
+    uid = principal_uid(principal)
+    decision = context.policies.decide(uid, entry, facts, fallback=False)
+    if not decision.allowed:
+        logger.info("policy denied", extra={"tenant_id": principal.tenant_id, "rules": list(decision.rules)})
+        raise violation(entry, decision)
+    return lambda candidate: context.policies.decide(uid, candidate, facts, fallback=True).allowed
+
+
 class ChatService:
     """Policy → limits and budget → router → settlement, for one chat completion.
 
@@ -95,7 +113,7 @@ class ChatService:
         allowed = None
         prompt_tokens = estimate_prompt_tokens(request)
         if context is not None and principal is not None:
-            allowed = self._policy_check(context, principal, request, entry, prompt_tokens)
+            allowed = policy_check(context, principal, request, entry, prompt_tokens)
         safety = context.settings.safety if context is not None else DEFAULT_SAFETY
         moderator = self._moderators(safety)
         verdict = inspect_request(request, safety, moderator=moderator)
@@ -122,19 +140,6 @@ class ChatService:
         if admission is not None and principal is not None and context is not None:
             self._settle(admission, principal, context, request, routed, cost, 200, started)
         return ChatResult(routed, cost, admission.headers() if admission else {})
-
-    def _policy_check(self, context: TenantContext, principal: Principal, request: ChatCompletionRequest,
-                      entry: ModelEntry, prompt_tokens: int) -> Callable[[ModelEntry], bool]:
-        facts = RequestFacts(
-            max_tokens=request.output_token_limit or 0, input_tokens=prompt_tokens, tools=request.uses_tools(),
-            json_mode=request.uses_json_mode(), vision=request.uses_vision(), stream=bool(request.stream),
-        )
-        uid = principal_uid(principal)
-        decision = context.policies.decide(uid, entry, facts, fallback=False)
-        if not decision.allowed:
-            logger.info("policy denied", extra={"tenant_id": principal.tenant_id, "rules": list(decision.rules)})
-            raise violation(entry, decision)
-        return lambda candidate: context.policies.decide(uid, candidate, facts, fallback=True).allowed
 
     def _settle(self, admission: Admission, principal: Principal, context: TenantContext,
                 request: ChatCompletionRequest, routed: RoutedCompletion | None, cost: Decimal, status: int,

@@ -16,8 +16,10 @@ class Principal(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tenant_id: str = Field(min_length=1, max_length=128)
-    principal_id: str = Field(min_length=1)  # the API key id, or the token's `sub`
-    kind: Literal["api_key", "oidc"]
+    principal_id: str = Field(min_length=1)  # the API key id, the token's `sub`, or the service's name
+    # `service`: the gateway acting for a tenant (direct S3 batch uploads); never issued by the authorizer,
+    # and a request context claiming it is read as `api_key` (see authenticator.principal_from_context).
+    kind: Literal["api_key", "oidc", "service"]
     scopes: frozenset[Scope] = frozenset()
     plan: str = "default"
     key_id: str | None = None  # set for API keys: per-key limits and budgets hang off it

@@ -13,7 +13,6 @@ ingestion) always finds the record of a file uploaded through the API.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +31,8 @@ from deepseek_gateway.files.models import (
     UploadCreate,
     clean_filename,
 )
+from deepseek_gateway.ids import time_ordered_id
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # ASCII order: sorts as numbers do
-_TIME_CHARS, _RANDOM_CHARS = 7, 17  # 62**7 ms reaches the year 2081; 17 random characters are 101 bits
 MAX_LIST_LIMIT = 10_000  # OpenAI's bound and default
 # A presigned upload still missing this long after its URL expired is reported as failed (not persisted:
 # a PUT that started just before the expiry may still land).
@@ -44,18 +42,9 @@ PENDING_RECORD_TTL_S = 86_400
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
-_last_millis = 0
-
-
 def new_file_id(now_s: float) -> str:
-    """Strictly increasing within a process (a burst in one millisecond takes the next ones)."""
-    global _last_millis
-    millis = _last_millis = max(int(now_s * 1000), _last_millis + 1)
-    stamp = ""
-    for _ in range(_TIME_CHARS):
-        millis, digit = divmod(millis, 62)
-        stamp = _BASE62[digit] + stamp
-    return "file-" + stamp + "".join(secrets.choice(_BASE62) for _ in range(_RANDOM_CHARS))
+    """`file-` + 24 base62 characters, ordered by creation time (see deepseek_gateway.ids)."""
+    return time_ordered_id("file-", now_s)
 
 
 def object_key(tenant_id: str, file_id: str) -> str:

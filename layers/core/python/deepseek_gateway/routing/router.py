@@ -76,6 +76,64 @@ def missing_capabilities(entry: ModelEntry, request: ChatCompletionRequest) -> l
     return missing
 
 
+def require_capabilities(entry: ModelEntry, request: ChatCompletionRequest) -> None:
+    """The requested model itself must support what the request uses (a fallback that cannot is skipped)."""
+    missing = missing_capabilities(entry, request)
+    if missing:
+        raise InvalidRequestError(
+            f"The model `{entry.id}` does not support {', '.join(missing)}.", code="unsupported_feature"
+        )
+
+
+def skip_reason_for(
+    candidate: ModelEntry,
+    provider: Provider | None,
+    request: ChatCompletionRequest,
+    breaker: CircuitBreaker,
+    *,
+    allowed: Callable[[ModelEntry], bool] | None = None,
+) -> str | None:
+    """Why a candidate of the chain is skipped without a call, or None when it may be called.
+
+    `allowed` is the tenant's policy for fallbacks; pass None for the requested model itself, which the
+    caller's policy check has already decided.
+    """
+    if provider is None or not provider.configured():
+        return "provider not configured"
+    if missing_capabilities(candidate, request):
+        return "lacks a feature the request uses"
+    if not breaker.allow(candidate.provider):
+        return "circuit open"
+    if allowed is not None and not allowed(candidate):
+        return "not allowed by the tenant's policy"
+    return None
+
+
+def describe_failure(failure: ProviderFailure) -> str:
+    """A failed attempt as it is listed in the final error: kind and status, never the provider's text."""
+    return f"{failure.kind}{f' {failure.status}' if failure.status else ''}"
+
+
+def record_retryable_failure(breaker: CircuitBreaker, candidate: ModelEntry, failure: ProviderFailure,
+                             attempt: int | None = None) -> None:
+    """Count a retryable failure against the provider's breaker, in the metrics and in the log."""
+    breaker.record_failure(candidate.provider)
+    metrics.add_metric(name="ProviderErrors", unit=MetricUnit.Count, value=1)
+    logger.warning(
+        "provider attempt failed",
+        extra={"provider": candidate.provider, "model": candidate.id, "attempt": attempt,
+               "kind": failure.kind, "status": failure.status},
+    )
+
+
+def no_provider_error(entry: ModelEntry, skipped: list[str], policy: RoutingPolicy) -> ServiceUnavailableError:
+    """Every candidate was skipped before any call: 503 with a short Retry-After."""
+    return ServiceUnavailableError(
+        f"No provider is available for `{entry.id}` right now ({'; '.join(skipped)}).",
+        headers={"retry-after": str(int(policy.max_retry_after_s) or 1)},
+    )
+
+
 class Router:
     def __init__(
         self,
@@ -99,24 +157,19 @@ class Router:
     def complete(self, request: ChatCompletionRequest, entry: ModelEntry,
                  allowed: Callable[[ModelEntry], bool] | None = None) -> RoutedCompletion:
         """`allowed` is the tenant's policy for fallbacks: a model it refuses is skipped, not called."""
-        missing = missing_capabilities(entry, request)
-        if missing:
-            raise InvalidRequestError(
-                f"The model `{entry.id}` does not support {', '.join(missing)}.", code="unsupported_feature"
-            )
+        require_capabilities(entry, request)
         deadline = self._clock() + self._policy.deadline_s
         failures: list[str] = []
         timed_out_only = True
         attempts = 0
         for position, candidate in enumerate(self._catalogue.chain(entry)):
             provider = self._providers.get(candidate.provider)
-            skip_reason = self._skip_reason(candidate, provider, request)
-            if skip_reason is None and position and allowed is not None and not allowed(candidate):
-                skip_reason = "not allowed by the tenant's policy"
+            skip_reason = skip_reason_for(candidate, provider, request, self._breaker,
+                                          allowed=allowed if position else None)
             if skip_reason:
                 failures.append(f"{candidate.id}: {skip_reason}")
                 continue
-            assert provider is not None  # _skip_reason rules it out
+            assert provider is not None  # skip_reason_for rules it out
             for attempt in range(self._policy.attempts_per_provider):
                 remaining = deadline - self._clock()
                 if remaining <= 0:
@@ -128,15 +181,9 @@ class Router:
                     )
                 except ProviderFailure as failure:
                     if not failure.retryable:
-                        raise _client_error(failure, candidate) from failure
-                    self._breaker.record_failure(candidate.provider)
-                    metrics.add_metric(name="ProviderErrors", unit=MetricUnit.Count, value=1)
-                    logger.warning(
-                        "provider attempt failed",
-                        extra={"provider": candidate.provider, "model": candidate.id, "attempt": attempt + 1,
-                               "kind": failure.kind, "status": failure.status},
-                    )
-                    failures.append(f"{candidate.id}: {failure.kind}{f' {failure.status}' if failure.status else ''}")
+                        raise client_error(failure, candidate) from failure
+                    record_retryable_failure(self._breaker, candidate, failure, attempt + 1)
+                    failures.append(f"{candidate.id}: {describe_failure(failure)}")
                     timed_out_only = timed_out_only and failure.kind == "timeout"
                     delay = self._retry_delay(failure, attempt, deadline)
                     if delay is None or not self._breaker.allow(candidate.provider):
@@ -148,24 +195,10 @@ class Router:
                     metrics.add_metric(name="Fallbacks", unit=MetricUnit.Count, value=position)
                 return RoutedCompletion(completion, candidate, position, attempts, failures)
         if attempts == 0:
-            raise ServiceUnavailableError(
-                f"No provider is available for `{entry.id}` right now ({'; '.join(failures)}).",
-                headers={"retry-after": str(int(self._policy.max_retry_after_s) or 1)},
-            )
+            raise no_provider_error(entry, failures, self._policy)
         if timed_out_only:
             raise GatewayTimeoutError(f"No provider answered `{entry.id}` in time ({'; '.join(failures)}).")
         raise UpstreamError(f"Every provider failed for `{entry.id}` ({'; '.join(failures)}).")
-
-    def _skip_reason(
-        self, candidate: ModelEntry, provider: Provider | None, request: ChatCompletionRequest
-    ) -> str | None:
-        if provider is None or not provider.configured():
-            return "provider not configured"
-        if missing_capabilities(candidate, request):
-            return "lacks a feature the request uses"
-        if not self._breaker.allow(candidate.provider):
-            return "circuit open"
-        return None
 
     def _retry_delay(self, failure: ProviderFailure, attempt: int, deadline: float) -> float | None:
         """Seconds to wait before retrying the same provider, or None to move to the next one."""
@@ -182,7 +215,8 @@ class Router:
         return delay
 
 
-def _client_error(failure: ProviderFailure, candidate: ModelEntry) -> Exception:
+def client_error(failure: ProviderFailure, candidate: ModelEntry) -> Exception:
+    """What a non-retryable provider failure becomes: the caller's 4xx, or a 502 for a refused key."""
     if failure.status in _CLIENT_STATUSES_PASSED_ON:
         return ProviderClientError(
             f"{candidate.provider} rejected the request: {failure.message}",

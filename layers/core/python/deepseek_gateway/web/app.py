@@ -9,7 +9,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from deepseek_gateway.errors import GatewayError, NotFoundError
 from deepseek_gateway.observability import logger
-from deepseek_gateway.web import routes_admin, routes_chat, routes_files, routes_models, routes_usage
+from deepseek_gateway.web import (
+    routes_admin,
+    routes_batches,
+    routes_chat,
+    routes_files,
+    routes_models,
+    routes_usage,
+)
 from deepseek_gateway.web.openapi import openapi_json
 from deepseek_gateway.web.responses import error_response
 
@@ -20,6 +27,7 @@ app.include_router(routes_chat.router, prefix="/v1")
 app.include_router(routes_models.router, prefix="/v1")
 app.include_router(routes_usage.router, prefix="/v1")
 app.include_router(routes_files.router, prefix="/v1")
+app.include_router(routes_batches.router, prefix="/v1")
 app.include_router(routes_admin.router, prefix="/admin")
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
+from deepseek_gateway.batches.models import Batch, BatchCreate, BatchPage
 from deepseek_gateway.catalogue import Capabilities, load_catalogue
 from deepseek_gateway.files.models import (
     FileDeleted,
@@ -126,6 +127,16 @@ _PRESIGNED = ("A presigned S3 PUT URL (15 minutes) for a file up to `max_presign
               "exactly `bytes` bytes to `upload_url` with every header in `upload_headers` as given (they are signed: "
               "`x-amz-server-side-encryption`, `Content-Length`, `If-None-Match`). The file is `pending_upload` "
               "until the object arrives; `GET /v1/files/{file_id}` then reports `processed`.")
+_BATCH = ("batch",)
+_BATCH_ERRORS = (400, 401, 403, 404, 429, 500)
+_BATCH_CREATE = ("Create a batch of chat completions from an uploaded file (purpose `batch`, status `processed`; "
+                 "another tenant's file is a 404 like an unknown one, a pending presigned upload a 409 "
+                 "`file_not_ready`). Each line of the file is `{\"custom_id\", \"method\": \"POST\", \"url\": "
+                 "\"/v1/chat/completions\", \"body\": {chat completion request}}`. The batch starts `validating`: "
+                 "its lines are checked asynchronously, exactly as `POST /v1/chat/completions` checks a body, and a "
+                 "line that fails goes to the error file; a file with no valid line (empty, not UTF-8, over the "
+                 "size or line limits) makes the batch `failed` with `errors`. Then `in_progress` until every line "
+                 "is answered, `finalizing`, `completed` with `output_file_id` and `error_file_id`.")
 _ADMIN = ("admin",)
 OPERATIONS: tuple[Op, ...] = (
     Op("POST", "/v1/chat/completions", "create_chat_completion", "chat", "Create a chat completion",
@@ -188,6 +199,20 @@ OPERATIONS: tuple[Op, ...] = (
        "arrived.", _FILES, errors=(*_FILE_ERRORS, 409), binary_response=True),
     Op("DELETE", "/v1/files/{file_id}", "delete_file", "files", "Delete a file",
        "Deletes the object (every version) and its record.", _FILES, response=FileDeleted, errors=_FILE_ERRORS),
+    Op("POST", "/v1/batches", "create_batch", "batches", "Create a batch", _BATCH_CREATE, _BATCH,
+       request=BatchCreate, response=Batch, errors=(*_BATCH_ERRORS, 409, 413)),
+    Op("GET", "/v1/batches", "list_batches", "batches", "List batches",
+       "The tenant's batches, newest first: `limit` (1-100, default 20) and `after` (the last id of the previous "
+       "page) page through them.", _BATCH, response=BatchPage, errors=_BATCH_ERRORS),
+    Op("GET", "/v1/batches/{batch_id}", "retrieve_batch", "batches", "Retrieve a batch",
+       "The batch object with its status and request counts. Another tenant's batch is a 404, like an unknown one.",
+       _BATCH, response=Batch, errors=_BATCH_ERRORS),
+    Op("POST", "/v1/batches/{batch_id}/cancel", "cancel_batch", "batches", "Cancel a batch",
+       "Moves a `validating` or `in_progress` batch to `cancelling`: no new line is sent to a provider, lines "
+       "in flight finish, and the batch becomes `cancelled` with what was answered in its output file and "
+       "`batch_cancelled` errors for the rest. A batch already finishing or finished is a 400 "
+       "`batch_not_cancellable`; cancelling twice answers the batch unchanged.", _BATCH, response=Batch,
+       errors=_BATCH_ERRORS),
     Op("GET", "/openapi.json", "get_openapi", "meta", "This OpenAPI document", "The API's OpenAPI 3.1 description.",
        None, errors=(500,)),
     Op("GET", "/v1/openapi.json", "get_openapi_v1", "meta", "This OpenAPI document",
@@ -199,7 +224,7 @@ _ERRORS = {
     400: "Invalid request: unreadable JSON, a field failing validation or an unknown top-level field",
     401: "No credential, or one that is unknown, expired or revoked",
     403: "The credential lacks the scope this route needs",
-    404: "Unknown model (`model_not_found`), tenant, key or URL",
+    404: "Unknown model (`model_not_found`), tenant, key, file (`file_not_found`), batch (`batch_not_found`) or URL",
     409: "The resource already exists, or is not ready (a file whose upload has not arrived)",
     413: "The body is larger than the limit",
     422: "A provider refused the request itself (`upstream_invalid_request`); never retried",
@@ -222,6 +247,7 @@ _PARAMETERS = {
     "tenant_id": "The tenant's id (1-64 letters, digits, '-' or '_')",
     "key_id": "The API key's id (its 16 characters after `dsg_`)",
     "file_id": "The file's id (`file-` and 24 base62 characters)",
+    "batch_id": "The batch's id (`batch_` and 24 base62 characters)",
 }
 
 
@@ -304,6 +330,7 @@ def openapi_document() -> dict[str, Any]:
         "tags": [{"name": "chat", "description": "Chat completions (scope `chat`)"},
                  {"name": "models", "description": "The model catalogue"},
                  {"name": "files", "description": "Batch input files (scope `files`)"},
+                 {"name": "batches", "description": "Batches of chat completions (scope `batch`)"},
                  {"name": "admin", "description": "Tenants and API keys (scope `admin`)"},
                  {"name": "meta", "description": "This document"}],
         "paths": paths,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+from deepseek_gateway.batches.store import BatchStore
 from deepseek_gateway.catalogue import Catalogue, load_catalogue
 from deepseek_gateway.chat_service import ChatService
 from deepseek_gateway.errors import GatewayError
@@ -30,6 +33,9 @@ class Services:
     tenant_store: TenantStore | None = None
     ledger: UsageLedger | None = None
     file_store: FileStore | None = None
+    batch_store: BatchStore | None = None
+    # Sends one message body to the ingestion queue (its SQS client is built on the first send).
+    ingestion_queue: Callable[[str], None] | None = None
 
     @property
     def usage(self) -> UsageLedger:
@@ -48,6 +54,21 @@ class Services:
         if self.file_store is None:
             raise GatewayError("Files are not configured (UPLOADS_BUCKET_NAME, JOBS_TABLE_NAME).")
         return self.file_store
+
+    @property
+    def batches(self) -> BatchStore:
+        if self.batch_store is None:
+            raise GatewayError("Batches are not configured (JOBS_TABLE_NAME).")
+        return self.batch_store
+
+    def submit_batch(self, tenant_id: str, batch_id: str, correlation_id: str | None = None) -> None:
+        """Hand a new batch to the ingestion function (`batch.submitted`), which validates its lines."""
+        if self.ingestion_queue is None:
+            raise GatewayError("Batches are not configured (INGESTION_QUEUE_URL).")
+        message: dict[str, Any] = {"type": "batch.submitted", "tenant_id": tenant_id, "batch_id": batch_id}
+        if correlation_id:
+            message["correlation_id"] = correlation_id
+        self.ingestion_queue(json.dumps(message, separators=(",", ":")))
 
 
 def build_services(settings: Settings) -> Services:
@@ -87,7 +108,25 @@ def build_services(settings: Settings) -> Services:
         limits = LimitService(CounterStore(settings.usage_table_name, dynamodb), ledger, dynamodb, notify=notify)
     chat = ChatService(catalogue, router, directory, limits, moderators=moderator_factory(settings))
     return Services(settings=settings, catalogue=catalogue, chat=chat,
-                    tenant_store=tenants, ledger=ledger, file_store=build_file_store(settings, dynamodb))
+                    tenant_store=tenants, ledger=ledger, file_store=build_file_store(settings, dynamodb),
+                    batch_store=BatchStore(settings.jobs_table_name, dynamodb) if settings.jobs_table_name else None,
+                    ingestion_queue=queue_sender(settings.ingestion_queue_url))
+
+
+def queue_sender(queue_url: str | None) -> Callable[[str], None] | None:
+    """Sends message bodies to `queue_url`; the SQS client is built on the first message, not at start."""
+    if not queue_url:
+        return None
+    client: list[Any] = []
+
+    def send(body: str) -> None:
+        if not client:
+            import boto3
+
+            client.append(boto3.client("sqs"))
+        client[0].send_message(QueueUrl=queue_url, MessageBody=body)
+
+    return send
 
 
 def build_file_store(settings: Settings, dynamodb: object) -> FileStore | None:
