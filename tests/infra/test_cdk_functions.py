@@ -264,7 +264,11 @@ def test_authorizer_spec_reads_only_the_tenants_table_and_gets_issuers_and_plan_
     assert not {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} & actions
 
 
-def test_safety_task_function_touches_no_table_queue_or_secret(raw_template: dict) -> None:
+def test_safety_task_function_only_reads_the_tenants_table_and_touches_no_queue_or_secret(raw_template: dict) -> None:
     role = function_role_id(raw_template, "FunctionsSafetyFunction")
-    services = {a.split(":")[0] for s in policy_statements_of_role(raw_template, role) for a in as_list(s["Action"])}
-    assert services <= {"logs", "xray", "kms"}, services
+    statements = policy_statements_of_role(raw_template, role)
+    services = {a.split(":")[0] for s in statements for a in as_list(s["Action"])}
+    assert services <= {"logs", "xray", "kms", "dynamodb"}, services
+    dynamodb = {a for s in statements for a in as_list(s["Action"]) if a.startswith("dynamodb:")}
+    assert dynamodb and all(a.split(":")[1].startswith(("Get", "BatchGet", "Query", "Scan", "Describe",
+                                                         "ConditionCheck")) for a in dynamodb), dynamodb

@@ -275,3 +275,15 @@ def test_given_concurrent_writers_of_the_batch_record_when_a_line_is_written_the
     assert store.write_line_result("acme", batch.id, line=1, custom_id="a", kind="output", result=result_of("a"))
 
     assert len(env.sleeps) == 2 and env.store.get("acme", batch.id).request_counts.completed == 1
+
+
+def test_given_a_line_result_when_written_then_the_tables_ttl_removes_it_a_week_later(env):
+    # Given a batch, When a line's result is written
+    batch = new_batch(env.store)
+    env.store.write_line_result("acme", batch.id, line=1, custom_id="a", kind="output", result=result_of("a"))
+    # Then the result carries the jobs table's TTL attribute a week out (finalize needs it for hours, not forever),
+    # while the batch record itself never does
+    key = {"pk": {"S": f"BATCH#acme#{batch.id}"}, "sk": {"S": "LINE#0000001"}}
+    item = env.client.get_item(TableName=TABLE, Key=key)["Item"]
+    assert item["expires_at"] == {"N": str(1_767_225_600 + 7 * 86_400)}
+    assert "expires_at" not in raw_item(env, "acme", batch.id)

@@ -323,7 +323,7 @@ def test_the_tasks_receive_exactly_the_contract_events(moto: Moto) -> None:
     assert load.event == {"action": "load_chunk", "tenant_id": TENANT, "batch_id": "batch_test",
                           "chunk": {"index": 0, "key": chunk_key(0)}}
     (check_in, check_out) = fakes.of("safety:input") + fakes.of("safety:output")
-    assert check_in.event == {"stage": "input", "request": request, "settings": SAFETY}
+    assert check_in.event == {"stage": "input", "tenant_id": TENANT, "request": request, "settings": SAFETY}
     (route,) = fakes.of("router:route")
     assert route.event == {"action": "route", "tenant_id": TENANT, "batch_id": "batch_test", "principal": PRINCIPAL,
                            "request": request, "line": 7}

@@ -66,3 +66,23 @@ def test_provider_extensions_survive_the_task():
 def test_invalid_events_raise_an_invalid_request_error(broken):
     with pytest.raises(InvalidRequestError):
         call(broken)
+
+
+def test_a_task_naming_its_tenant_gets_the_tenants_canary_seed_from_the_lookup_not_the_event():
+    # Given a batch item's input-stage event that names the tenant and carries no canary seed
+    event = sample() | {"tenant_id": "acme", "settings": {**sample().get("settings", {}), "canary": True}}
+    event["settings"].pop("canary_seed", None)
+    asked: list[str] = []
+
+    def seeds(tenant_id: str) -> str:
+        asked.append(tenant_id)
+        return "acme-secret-seed"
+
+    # When it runs with the tenant lookup, and without it
+    from deepseek_gateway.safety.task import run_task
+
+    with_seed = run_task(event, seeds=seeds)
+    without = run_task(event)
+    # Then the canary is the one the tenant's seed gives (as on the synchronous path), not the unseeded one
+    assert asked == ["acme"]
+    assert with_seed["canary"] and without["canary"] and with_seed["canary"] != without["canary"]

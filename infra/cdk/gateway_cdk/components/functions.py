@@ -301,6 +301,7 @@ def function_specs(
             description="The safety layer as a Step Functions task: input and output checks of batch items",
             timeout=Duration.seconds(10),
             memory_mb=512,
+            grants=(read_table("tenants"),),  # tenants' canary seeds, never carried in execution inputs
             synchronous=True,  # a state machine task: errors go back to the workflow's Retry/Catch
         ))
     if has_handler("notifier"):

@@ -20,9 +20,10 @@ same chunk objects (overwritten with the same bytes), a line result is written o
 conditional, and a second StartExecution with the same name is `ExecutionAlreadyExists` (or, with the
 same input, the same execution), which counts as success.
 
-A message that can never succeed (unreadable, an unknown tenant, an object deleted meanwhile) is logged
-and dropped: retrying it would only end in the DLQ. Anything else that fails raises, so SQS redelivers the
-message and, after maxReceiveCount, moves it to the DLQ. File contents and prompts are never logged.
+A message about nothing left to do (an unknown tenant, an object deleted meanwhile, another bucket) is
+logged and dropped. An unreadable message is poison: it raises, so after maxReceiveCount SQS moves it to
+the DLQ, whose alarm tells the operator. Anything else that fails raises too, so SQS redelivers the
+message and, if it keeps failing, moves it to the DLQ. File contents and prompts are never logged.
 """
 
 from __future__ import annotations
@@ -262,8 +263,12 @@ class Ingestion:
         try:
             jobs = parse_message(body)
         except UnreadableMessage as exc:
-            self._dropped("unreadable message", message_id=message_id, detail=str(exc), bytes=len(body))
-            return [{"outcome": "dropped"}]
+            # Poison: no retry will help, but dropping it would hide a producer's bug. Raising sends it
+            # through SQS's redrive to the DLQ after maxReceiveCount, where the DLQ alarm shows it.
+            logger.error("unreadable ingestion message", extra={"message_id": message_id, "detail": str(exc),
+                                                                "bytes": len(body)})
+            metrics.add_metric(name="IngestionPoisonMessages", unit=MetricUnit.Count, value=1)
+            raise
         if not jobs:
             logger.info("ingestion message ignored", extra={"message_id": message_id})
         outcomes = []
@@ -483,7 +488,8 @@ class Ingestion:
             "batch_id": batch_id,
             # Scopes sorted: a redelivery sends the same input (StartExecution then answers the same execution).
             "principal": {**principal.model_dump(mode="json"), "scopes": sorted(principal.scopes)},
-            "safety": self._safety(tenant_id).model_dump(mode="json"),
+            # Without the canary seed, a tenant secret: the safety function reads it by tenant id.
+            "safety": self._safety(tenant_id).model_dump(mode="json", exclude={"canary_seed"}),
             "chunks": chunks,
         }
         self._starter.start(batch_id, payload)

@@ -45,6 +45,7 @@ _TIMESTAMPS = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "
 # Concurrent line results of one batch all ADD to the batch record; DynamoDB cancels transactions that
 # touch an item another transaction is writing (`TransactionConflict`): those are retried here.
 _CONFLICT_ATTEMPTS = 6
+LINE_RESULT_TTL_S = 7 * 86_400
 
 
 class LineResultConflict(Exception):
@@ -287,7 +288,10 @@ class BatchStore:
                           result: dict[str, Any]) -> list[dict[str, Any]]:
         """The two TransactItems of a line result: its conditional Put, and the ADD to the batch's count."""
         item = {**self._line_key(tenant_id, batch_id, line), "kind": {"S": kind}, "line": {"N": str(line)},
-                "result": {"S": json.dumps(result, separators=(",", ":"), ensure_ascii=False)}}
+                "result": {"S": json.dumps(result, separators=(",", ":"), ensure_ascii=False)},
+                # Needed only until finalize has written the output and error files (within the 24 h window):
+                # the table's TTL removes it a week later.
+                "expires_at": {"N": str(int(self._clock()) + LINE_RESULT_TTL_S)}}
         if custom_id is not None:
             item["custom_id"] = {"S": custom_id}
         return [

@@ -13,6 +13,7 @@ after its catalogue check (the batch workflow validated the body when it was sub
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +33,8 @@ class SafetyTask(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     stage: Literal["input", "output"]
+    # The batch workflow's tasks name the tenant instead of carrying its canary seed (see safety/seeds.py).
+    tenant_id: str | None = None
     request: dict[str, Any]
     completion: dict[str, Any] | None = None
     redactions: dict[str, Any] = Field(default_factory=dict)
@@ -47,13 +50,20 @@ def parse_request(body: dict[str, Any]) -> ChatCompletionRequest:
     return request
 
 
-def run_task(event: dict[str, Any], *, moderator: Moderator | None = None) -> dict[str, Any]:
-    """Run one stage of the safety layer on a task event; invalid events raise InvalidRequestError."""
+def run_task(event: dict[str, Any], *, moderator: Moderator | None = None,
+             seeds: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """Run one stage of the safety layer on a task event; invalid events raise InvalidRequestError.
+
+    `seeds` gives a tenant's canary seed when the event names the tenant but carries no seed.
+    """
     try:
         task = SafetyTask.model_validate(event)
         request = parse_request(task.request)
         if task.stage == "input":
-            verdict = inspect_request(request, task.settings, documents=task.documents, moderator=moderator)
+            settings = task.settings
+            if task.tenant_id and settings.canary and not settings.canary_seed and seeds is not None:
+                settings = settings.model_copy(update={"canary_seed": seeds(task.tenant_id)})
+            verdict = inspect_request(request, settings, documents=task.documents, moderator=moderator)
             return verdict.model_dump(mode="json")
         if task.completion is None:
             raise InvalidRequestError("The output stage needs `completion`.", param="completion")
