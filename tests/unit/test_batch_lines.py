@@ -44,6 +44,18 @@ def test_given_valid_lines_and_blank_ones_when_validated_then_items_carry_physic
     assert checked.items[0].body == BODY and checked.errors == [] and checked.total == 3
 
 
+def test_given_valid_lines_when_validated_then_each_item_carries_the_sync_paths_prompt_token_estimate():
+    from deepseek_gateway.chat_service import parse_request
+    from deepseek_gateway.tokens import estimate_prompt_tokens
+
+    long_body = {**BODY, "messages": [{"role": "user", "content": "a much longer question " * 40}]}
+    checked = validate(line("short") + b"\n" + line("long", body=long_body))
+
+    expected = [estimate_prompt_tokens(parse_request(b, load_catalogue())) for b in (BODY, long_body)]
+    assert [i.prompt_tokens for i in checked.items] == expected
+    assert expected[1] > expected[0] > 0 and checked.prompt_tokens == sum(expected)
+
+
 @pytest.mark.parametrize(("raw", "code", "param"), [
     (b"{not json", "invalid_json_line", None),
     (b"[1, 2]", "invalid_json_line", None),

@@ -456,8 +456,10 @@ class Ingestion:
             return {"outcome": "skipped", "tenant_id": tenant_id, "batch_id": batch.id}
         self._start_workflow(tenant_id, batch.id, chunks)
         metrics.add_metric(name="BatchesStarted", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="BatchPromptTokensEstimated", unit=MetricUnit.Count, value=validated.prompt_tokens)
         logger.info("batch validated", extra={"lines": validated.total, "valid": len(validated.items),
-                                              "invalid": len(validated.errors), "chunks": len(chunks)})
+                                              "invalid": len(validated.errors), "chunks": len(chunks),
+                                              "prompt_tokens_estimated": validated.prompt_tokens})
         return {"outcome": "started", "tenant_id": tenant_id, "batch_id": batch.id, "total": validated.total,
                 "invalid": len(validated.errors), "chunks": len(chunks)}
 

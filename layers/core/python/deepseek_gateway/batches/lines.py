@@ -62,6 +62,11 @@ class ValidatedFile(BaseModel):
         """Every counted line of the file: `request_counts.total`."""
         return len(self.items) + len(self.errors)
 
+    @property
+    def prompt_tokens(self) -> int:
+        """The valid lines' estimated prompt tokens, as the synchronous path estimates them before admission."""
+        return sum(item.prompt_tokens for item in self.items)
+
 
 # --- output and error file lines ----------------------------------------------------------------
 
@@ -124,16 +129,17 @@ def _check_line(number: int, raw: str, *, endpoint: str, catalogue: Catalogue,
     if not isinstance(body, dict):
         return _line_error(number, custom_id, "invalid_request", "`body` must be a JSON object.", "body")
     from deepseek_gateway.chat_service import parse_request  # the ingestion's need: the batch function skips it
+    from deepseek_gateway.tokens import estimate_prompt_tokens
 
     try:
-        parse_request(body, catalogue)
+        request = parse_request(body, catalogue)
     except GatewayError as exc:
         return _line_error(number, custom_id, str(exc.code or "invalid_request"), exc.message,
                            f"body.{exc.param}" if exc.param else "body")
     if body.get("stream") is True:
         return _line_error(number, custom_id, "invalid_request",
                            "Streaming is not available in a batch: omit `stream` or set it to false.", "body.stream")
-    return BatchItem(line=number, custom_id=custom_id, body=body)
+    return BatchItem(line=number, custom_id=custom_id, body=body, prompt_tokens=estimate_prompt_tokens(request))
 
 
 def validate_lines(data: bytes, *, endpoint: str, catalogue: Catalogue, max_lines: int, max_line_bytes: int,

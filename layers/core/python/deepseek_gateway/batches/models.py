@@ -117,6 +117,8 @@ class BatchItem(BaseModel):
     line: int = Field(ge=1)
     custom_id: str = Field(min_length=1, max_length=MAX_CUSTOM_ID)
     body: dict[str, Any]
+    # Enrichment at ingestion: the estimate the synchronous path makes before admission (tokens.py).
+    prompt_tokens: int = Field(default=0, ge=0, description="Estimated prompt tokens of `body`")
 
 
 class LineResult(BaseModel):
