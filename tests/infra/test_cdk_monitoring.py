@@ -104,3 +104,27 @@ def test_undeliverable_alarm_emails_go_to_an_encrypted_dead_letter_queue(synthes
     target = logical_id_of(props(subscription)["RedrivePolicy"]["deadLetterTargetArn"])
     assert target.startswith("MonitoringUndeliveredAlarms")
     assert "KmsMasterKeyId" in props(raw["Resources"][target])
+
+
+def test_router_and_backend_tasks_alarm_on_their_error_rate_not_on_one_expected_error(raw_template: dict) -> None:
+    # Given the workflow's router and backend functions, which report a provider's 429 as an error by design
+    alarms = resources(raw_template, "AWS::CloudWatch::Alarm")
+    for name in ("Router", "BackendDeepseek", "BackendOpenai", "BackendAnthropic"):
+        # Then no single-error alarm watches them (it would stop a canary over one 429) ...
+        assert not [k for k in alarms if k.startswith(f"Monitoring{name}Errors")], name
+        # ... and an error-rate alarm does, over several minutes
+        (alarm,) = [a for k, a in alarms.items() if k.startswith(f"Monitoring{name}ErrorRate")]
+        p = props(alarm)
+        expression = next(m for m in p["Metrics"] if "Expression" in m)
+        assert "errors / invocations" in expression["Expression"]
+        assert p["Threshold"] == 50 and p["EvaluationPeriods"] == 5 and p["DatapointsToAlarm"] == 3
+    # While the batch bookkeeping function, whose errors are never expected, still alarms on one
+    assert [k for k in alarms if k.startswith("MonitoringBatchErrors")]
+
+
+def test_a_failed_batch_execution_raises_an_alarm(raw_template: dict) -> None:
+    (alarm,) = [a for k, a in resources(raw_template, "AWS::CloudWatch::Alarm").items()
+                if k.startswith("MonitoringBatchExecutionsFailed")]
+    p = props(alarm)
+    assert p["MetricName"] == "ExecutionsFailed" and p["Namespace"] == "AWS/States"
+    assert p["Threshold"] == 1

@@ -65,7 +65,7 @@ def test_data_buckets_are_private_versioned_logged_and_expire_leftovers(raw_temp
         "RestrictPublicBuckets": True,
     }
     assert p["VersioningConfiguration"] == {"Status": "Enabled"}
-    (rule,) = p["LifecycleConfiguration"]["Rules"]
+    rule = next(r for r in p["LifecycleConfiguration"]["Rules"] if r["Id"] == "abort-multipart-and-expire-noncurrent")
     assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
     access_log_bucket = only(buckets, "StorageAccessLogBucket")[0]
@@ -89,3 +89,12 @@ def test_access_log_bucket_expires_its_logs(raw_template: dict) -> None:
     bucket = props(only(resources(raw_template, "AWS::S3::Bucket"), "StorageAccessLogBucket")[1])
     assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] > 0
     assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+
+
+def test_work_chunks_left_in_the_results_bucket_expire_but_uploads_never_do(raw_template: dict) -> None:
+    buckets = resources(raw_template, "AWS::S3::Bucket")
+    results = props(only(buckets, "StorageResultsBucket")[1])["LifecycleConfiguration"]["Rules"]
+    uploads = props(only(buckets, "StorageUploadsBucket")[1])["LifecycleConfiguration"]["Rules"]
+    (expiry,) = [r for r in results if r["Id"] == "expire-work-chunks"]
+    assert expiry["ExpirationInDays"] == 7 and expiry["Status"] == "Enabled"
+    assert not [r for r in uploads if "ExpirationInDays" in r]  # tenants' files stay until deleted

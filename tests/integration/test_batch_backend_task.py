@@ -155,8 +155,8 @@ def test_the_sample_events_run(tables, batches, local_provider):
     ({"status": 404}, "ProviderClientError"),
     ({"status": 413}, "ProviderClientError"),
     ({"status": 422}, "ProviderClientError"),
-    ({"status": 401}, "UpstreamError"),
-    ({"status": 403}, "UpstreamError"),
+    ({"status": 401}, "UpstreamAuthError"),
+    ({"status": 403}, "UpstreamAuthError"),
 ])
 def test_provider_failures_raise_the_class_the_state_machine_matches(tables, local_provider, switches, error_name):
     # Given the provider failing the call
@@ -166,7 +166,7 @@ def test_provider_failures_raise_the_class_the_state_machine_matches(tables, loc
         invoke("backend_deepseek", backend_event(chat(), "deepseek-chat"))
     assert type(raised.value).__name__ == error_name
     assert local_provider.request_count("deepseek") == 1  # one attempt: the state machine owns retries
-    if error_name == "UpstreamError":
+    if error_name == "UpstreamAuthError":  # its own class: the batch's error file keeps the code
         assert raised.value.code == "upstream_auth_error"
     if error_name == "ProviderClientError":
         assert isinstance(raised.value, ProviderClientError) and raised.value.status == switches["status"]

@@ -290,6 +290,21 @@ def test_given_every_kind_of_line_when_finalized_then_each_line_is_in_exactly_on
     assert sum(1 for r in env.store.line_results("acme", batch.id)) == 6
 
 
+def test_given_a_finalized_batch_then_its_work_chunks_are_gone_in_every_version(env):
+    # Given a batch whose chunks (the request bodies) were written twice, as a redelivered ingestion does
+    batch = mixed_batch(env)
+    env.s3.put_bucket_versioning(Bucket=RESULTS, VersioningConfiguration={"Status": "Enabled"})
+    for key in [o["Key"] for o in env.s3.list_objects_v2(Bucket=RESULTS).get("Contents", [])]:
+        body = env.s3.get_object(Bucket=RESULTS, Key=key)["Body"].read()
+        env.s3.put_object(Bucket=RESULTS, Key=key, Body=body)
+    # When it is finalized
+    done = task(env, action="finalize", tenant_id="acme", batch_id=batch.id)
+    # Then the files hold every line and no version of any chunk is left in the results bucket
+    assert done["request_counts"]["total"] == 6
+    versions = env.s3.list_object_versions(Bucket=RESULTS, Prefix=f"acme/batches/{batch.id}/")
+    assert versions.get("Versions", []) == [] and versions.get("DeleteMarkers", []) == []
+
+
 def test_given_a_finalize_that_runs_twice_then_the_file_ids_and_contents_are_the_same(env):
     batch = mixed_batch(env)
 

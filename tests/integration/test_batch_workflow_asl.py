@@ -220,7 +220,8 @@ CHAIN = [{"provider": "deepseek", "model": "deepseek-chat"}, {"provider": "opena
          {"provider": "anthropic", "model": "claude-3-5-haiku"}]
 
 
-def make_fakes(chunks: dict[str, list[dict[str, Any]]], *, failing_chunk: str | None = None) -> Fakes:
+def make_fakes(chunks: dict[str, list[dict[str, Any]]], *, failing_chunk: str | None = None,
+               failing_finalize: bool = False) -> Fakes:
     fakes = Fakes()
 
     def batch(event: dict[str, Any]) -> Any:
@@ -233,6 +234,8 @@ def make_fakes(chunks: dict[str, list[dict[str, Any]]], *, failing_chunk: str | 
             state = event["state"]
             failed = "error" in state or state["input"]["blocked"] or state["output"]["blocked"]
             return {"kind": "error" if failed else "output"}
+        if action == "finalize" and failing_finalize:
+            raise FakeError("ConflictError", "the batch cannot be finalized")
         if action in {"finalize", "fail"}:
             status = "completed" if action == "finalize" else "failed"
             return {"id": event["batch_id"], "object": "batch", "status": status}
@@ -412,15 +415,27 @@ def test_errors_end_in_record_with_the_error_and_no_more_work(moto: Moto) -> Non
     assert [c.step for c in fakes.calls][-1] == "batch:finalize"
 
 
-def test_a_failing_load_chunk_ends_in_the_fail_task(moto: Moto) -> None:
+def test_a_failed_chunk_costs_only_its_own_lines_and_finalize_still_runs(moto: Moto) -> None:
+    # Given two chunks, the second of which cannot be loaded (its child execution fails)
     chunks = {chunk_key(0): [item(1)], chunk_key(1): [item(2)]}
     fakes = make_fakes(chunks, failing_chunk=chunk_key(1))
+    # When the batch runs
     execution = moto.run(fakes, execution_input(chunks))
+    # Then the first chunk's line is answered and Finalize runs once (it records the lost line as an error)
+    assert execution["status"] == "SUCCEEDED"
+    assert fakes.steps_of_line(1) == HAPPY
+    assert len(fakes.of("batch:finalize")) == 1 and not fakes.of("batch:fail")
+
+
+def test_a_finalize_that_keeps_failing_ends_in_the_fail_task(moto: Moto) -> None:
+    # Given a batch whose finalize fails on every attempt
+    chunks = {chunk_key(0): [item(1)]}
+    fakes = make_fakes(chunks, failing_finalize=True)
+    # When it runs
+    execution = moto.run(fakes, execution_input(chunks))
+    # Then the workflow fails the batch through the fail task, with the finalize error
     assert execution["status"] == "FAILED"
     assert execution.get("error") == "BatchFailed"
     (fail,) = fakes.of("batch:fail")
-    assert fail.event["action"] == "fail"
     assert (fail.event["tenant_id"], fail.event["batch_id"]) == (TENANT, "batch_test")
-    # The chunk's child execution failed (NoSuchKey), so the outer Map failed.
-    assert fail.event["error"]["Error"] == "States.ExceedToleratedFailureThreshold"
-    assert not fakes.of("batch:finalize")
+    assert fail.event["error"]["Error"] == "ConflictError"

@@ -86,3 +86,26 @@ def test_a_task_naming_its_tenant_gets_the_tenants_canary_seed_from_the_lookup_n
     # Then the canary is the one the tenant's seed gives (as on the synchronous path), not the unseeded one
     assert asked == ["acme"]
     assert with_seed["canary"] and without["canary"] and with_seed["canary"] != without["canary"]
+
+
+def test_a_batch_line_is_moderated_as_its_tenants_settings_ask_like_a_chat_request():
+    # Given settings that ask for external moderation and a moderator that flags everything
+    from deepseek_gateway.safety.task import run_task
+    from deepseek_gateway.safety.verdicts import ModerationOutcome
+
+    class Flagging:
+        def moderate(self, texts, source):
+            return ModerationOutcome(provider="fake", flagged=True, categories=["violence"])
+
+    asked = []
+
+    def moderators(settings):
+        asked.append(settings.moderation.provider)
+        return Flagging()
+
+    event = sample() | {"settings": {**sample().get("settings", {}), "moderation": {"provider": "openai"}}}
+    # When the input stage runs with the factory
+    verdict = run_task(event, moderators=moderators)
+    # Then the factory was asked with the event's settings and its verdict counts
+    assert asked == ["openai"]
+    assert verdict["moderation"] is not None and verdict["moderation"]["flagged"] is True

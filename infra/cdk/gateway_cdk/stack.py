@@ -88,6 +88,7 @@ class GatewayStack(Stack):
             api_name=self.api.rest_api_name,
             functions=self.functions.functions,
             queues=self.messaging.queues,
+            state_machines=self.orchestration.state_machines,
         )
         self.deployment = Deployment(
             self,

@@ -66,6 +66,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from local_cloud.moto_patches import (
+        child_events_in_parent_history,
         enforce_tolerated_failures,
         fast_dynamodb,
         keep_alive_and_no_delay,
@@ -84,6 +85,7 @@ def main() -> None:
     )
     _one_step_functions_backend()
     enforce_tolerated_failures()
+    child_events_in_parent_history()
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     print(json.dumps({"ready": True, "port": args.port}), flush=True)

@@ -32,7 +32,6 @@ from .grants import (
     SharedResources,
     name_provider_secret,
     publish_sms,
-    read_bucket,
     read_provider_secret,
     read_secret,
     read_table,
@@ -84,6 +83,9 @@ class FunctionSpec:
     consumes_queue: str | None = None
     queue_batch_size: int = 10
     queue_max_concurrency: int | None = None  # the event source's maximum concurrency
+    # A Step Functions task that reports expected outcomes (a provider's 429, a policy denial) as errors for
+    # the workflow's Retry/Catch: its alarm watches the error rate, not single errors.
+    errors_are_outcomes: bool = False
 
     @property
     def code_dir(self) -> Path:
@@ -206,7 +208,7 @@ def batch_spec() -> FunctionSpec:
         grants=(
             read_write_table("jobs"),  # batch records and line results
             read_write_bucket("uploads"),  # the output and error files, as file records' objects
-            read_bucket("results"),  # work chunks
+            read_write_bucket("results"),  # work chunks: read per chunk, every version deleted at finalize
             read_write_table("usage"),  # billing of answered lines (usage records, totals, month spend)
             read_table("tenants"),
             send_to_queue("notifications"),  # batch.completed, batch.failed
@@ -223,6 +225,7 @@ def router_spec(providers: Sequence[str] = BACKEND_PROVIDERS) -> FunctionSpec:
     """
     return FunctionSpec(
         name="router",
+        errors_are_outcomes=True,
         description="Batch workflow task: routes an item to a provider chain (policy, budget, breaker)",
         timeout=Duration.seconds(10),
         memory_mb=512,
@@ -242,6 +245,7 @@ def backend_spec(provider: str) -> FunctionSpec:
     timeout_s = 120
     return FunctionSpec(
         name=f"backend_{provider}",
+        errors_are_outcomes=True,
         description=f"Batch workflow task: one chat completion from {provider} (idempotent per batch line)",
         timeout=Duration.seconds(timeout_s),
         memory_mb=512,
@@ -301,7 +305,10 @@ def function_specs(
             description="The safety layer as a Step Functions task: input and output checks of batch items",
             timeout=Duration.seconds(10),
             memory_mb=512,
-            grants=(read_table("tenants"),),  # tenants' canary seeds, never carried in execution inputs
+            grants=(
+                read_table("tenants"),  # tenants' canary seeds, never carried in execution inputs
+                read_provider_secret("openai"),  # OpenAI's moderation endpoint, when a tenant's settings use it
+            ),
             synchronous=True,  # a state machine task: errors go back to the workflow's Retry/Catch
         ))
     if has_handler("notifier"):

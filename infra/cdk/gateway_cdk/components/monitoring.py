@@ -16,12 +16,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from ..config import GatewayConfig
 from .functions import METRICS_NAMESPACE, GatewayFunction
 from .messaging import WorkQueue
 
+TASK_ERROR_RATE_THRESHOLD_PERCENT = 50
 CUSTOM_METRICS: tuple[str, ...] = ("Fallbacks", "ProviderErrors", "PromptTokens", "CompletionTokens", "CostUSD")
 API_5XX_RATE_THRESHOLD_PERCENT = 5
 
@@ -61,6 +63,10 @@ class ApiMetrics:
         return self._metric("IntegrationLatency", **options)
 
 
+def _construct_id(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_") if part)
+
+
 class Monitoring(Construct):
     def __init__(
         self,
@@ -72,6 +78,7 @@ class Monitoring(Construct):
         api_name: str,
         functions: dict[str, GatewayFunction],
         queues: dict[str, WorkQueue],
+        state_machines: dict[str, sfn.StateMachine] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stage = ApiMetrics(api_name, config.stage)
@@ -106,12 +113,16 @@ class Monitoring(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
-        # Errors are unhandled exceptions (the handlers answer expected failures themselves),
-        # so one is enough to stop a canary.
+        # Errors are unhandled exceptions (the handlers answer expected failures themselves), so one is
+        # enough to stop a canary, except in the workflow's router and backend tasks: they report a
+        # provider's 429 or a policy denial as an error for the state machine's Retry/Catch, so their
+        # alarm watches the error rate.
         self.function_alarms: dict[str, list[cloudwatch.Alarm]] = {}
         for name, function in functions.items():
-            self.function_alarms[name] = [
-                cloudwatch.Alarm(
+            if function.spec.errors_are_outcomes:
+                alarm = self._error_rate_alarm(name, function)
+            else:
+                alarm = cloudwatch.Alarm(
                     self,
                     f"{function.spec.construct_id}Errors",
                     alarm_description=f"The {name} function (alias live) raised unhandled errors.",
@@ -121,7 +132,21 @@ class Monitoring(Construct):
                     evaluation_periods=1,
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 )
-            ]
+            self.function_alarms[name] = [alarm]
+        # A failed batch execution leaves its batch `failed` (the FailBatch task): the operator should look.
+        self.workflow_alarms = [
+            cloudwatch.Alarm(
+                self,
+                f"{_construct_id(name)}ExecutionsFailed",
+                alarm_description=f"Executions of the {name} state machine failed (their batches are failed).",
+                metric=machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            for name, machine in (state_machines or {}).items()
+        ]
 
         # The API's 5xx rate also gates the api function's canary: a version that answers 500s
         # without raising shows up only there.
@@ -134,6 +159,7 @@ class Monitoring(Construct):
                     self.api_5xx_alarm,
                     *(alarm for alarms in self.function_alarms.values() for alarm in alarms),
                     *(queue.dlq_alarm for queue in queues.values()),
+                    *self.workflow_alarms,
                 ]
             )
         )
@@ -223,6 +249,27 @@ class Monitoring(Construct):
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=12, height=6),
         )
         return dashboard
+
+    def _error_rate_alarm(self, name: str, function: GatewayFunction) -> cloudwatch.Alarm:
+        errors = function.alias.metric_errors(period=_MINUTE, statistic="Sum")
+        invocations = function.alias.metric_invocations(period=_MINUTE, statistic="Sum")
+        return cloudwatch.Alarm(
+            self,
+            f"{function.spec.construct_id}ErrorRate",
+            alarm_description=f"More than {TASK_ERROR_RATE_THRESHOLD_PERCENT}% of the {name} function's "
+            "invocations (alias live) failed: a provider down for good, or a broken version.",
+            metric=cloudwatch.MathExpression(
+                expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+                using_metrics={"errors": errors, "invocations": invocations},
+                label="error rate (%)",
+                period=_MINUTE,
+            ),
+            threshold=TASK_ERROR_RATE_THRESHOLD_PERCENT,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
 
     def _undelivered(self, key: kms.IKey) -> sqs.Queue:
         """Where SNS puts alarm notifications it could not deliver to the subscription."""

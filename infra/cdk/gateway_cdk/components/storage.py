@@ -46,6 +46,17 @@ TABLES: tuple[TableSpec, ...] = (
 BUCKETS: tuple[str, ...] = ("uploads", "results")
 
 
+def _results_expiry(bucket: str) -> list[s3.LifecycleRule]:
+    """The results bucket holds only batches' work chunks (request bodies), which finalize deletes; whatever
+    a failed workflow leaves behind expires after the 24 h window and a margin."""
+    if bucket != "results":
+        return []
+    return [s3.LifecycleRule(id="expire-work-chunks", expiration=Duration.days(RESULTS_EXPIRY_DAYS))]
+
+
+RESULTS_EXPIRY_DAYS = 7
+
+
 class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: GatewayConfig, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
@@ -107,7 +118,8 @@ class Storage(Construct):
                         id="abort-multipart-and-expire-noncurrent",
                         abort_incomplete_multipart_upload_after=Duration.days(1),
                         noncurrent_version_expiration=Duration.days(30),
-                    )
+                    ),
+                    *_results_expiry(name),
                 ],
                 removal_policy=removal_policy(config),
             )

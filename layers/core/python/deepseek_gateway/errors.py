@@ -111,6 +111,14 @@ class UpstreamError(GatewayError):
     code = "upstream_error"
 
 
+class UpstreamAuthError(UpstreamError):
+    """A provider refused the gateway's own credentials (401/403): the operator's problem, not the caller's.
+
+    A class of its own (not only a code) because the batch workflow sees errors by class name."""
+
+    code = "upstream_auth_error"
+
+
 class ServiceUnavailableError(GatewayError):
     """No provider could be tried: all skipped by their circuit breakers."""
 

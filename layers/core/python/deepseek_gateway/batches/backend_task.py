@@ -5,7 +5,7 @@
 
 Retries and fallbacks belong to the state machine, so failures leave as exceptions whose class name
 is the error name it matches: `ProviderRetryableError` (429, 5xx, timeouts: Retry, then the next
-provider), `ProviderClientError` (400/404/413/422) and `UpstreamError` (the provider refused our key;
+provider), `ProviderClientError` (400/404/413/422) and `UpstreamAuthError` (the provider refused our key;
 record as error). Anything else (a breaker that opened, a provider without a key) goes to the next
 provider. A completed call is stored under `idempotency_key` (Powertools idempotency), so a retried
 invocation returns that answer instead of paying for a second one; failures are not stored.

@@ -44,6 +44,20 @@ class ResultsBucket:
             keys += [entry["Key"] for entry in page.get("Contents", []) if entry["Key"].endswith(".json")]
         return sorted(keys)
 
+    def delete_chunks(self, tenant_id: str, batch_id: str) -> int:
+        """Every version of the batch's chunks (they hold the request bodies); the number of versions removed."""
+        versions: list[dict[str, str]] = []
+        paginator = self._s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=chunk_prefix(tenant_id, batch_id)):
+            for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                versions.append({"Key": entry["Key"], "VersionId": entry["VersionId"]})
+        for start in range(0, len(versions), 1000):
+            result = self._s3.delete_objects(Bucket=self._bucket,
+                                             Delete={"Objects": versions[start:start + 1000], "Quiet": True})
+            if result.get("Errors"):
+                raise RuntimeError(f"could not delete the chunks of {batch_id}: {result['Errors'][0]}")
+        return len(versions)
+
     def read_chunk(self, key: str) -> list[BatchItem]:
         body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
         with body:

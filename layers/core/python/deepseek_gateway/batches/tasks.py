@@ -298,7 +298,20 @@ def finalize(event: Finalize, services: BatchTaskServices) -> dict[str, Any]:
         batch = services.store.finish(tenant_id, batch.id, expired=expired)
     if batch.status != "failed":  # sent again by a second run: the notifier drops the same event id
         services.notify(_completed_event(tenant_id, batch))
+    _delete_chunks(tenant_id, batch.id, services)
     return batch.model_dump(mode="json")
+
+
+def _delete_chunks(tenant_id: str, batch_id: str, services: BatchTaskServices) -> None:
+    """The work chunks hold the requests, which now live on only in the files the tenant controls. A failure
+    here must not fail a finished batch: it is logged, and the results bucket's lifecycle expires them."""
+    try:
+        removed = services.results.delete_chunks(tenant_id, batch_id)
+    except Exception:
+        logger.exception("work chunks not deleted", extra={"batch_id": batch_id})
+        metrics.add_metric(name="BatchChunksNotDeleted", unit=MetricUnit.Count, value=1)
+        return
+    logger.info("work chunks deleted", extra={"batch_id": batch_id, "versions": removed})
 
 
 # --- fail ----------------------------------------------------------------------------------------

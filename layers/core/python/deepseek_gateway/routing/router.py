@@ -26,6 +26,7 @@ from deepseek_gateway.errors import (
     InvalidRequestError,
     ProviderClientError,
     ServiceUnavailableError,
+    UpstreamAuthError,
     UpstreamError,
 )
 from deepseek_gateway.models.chat import ChatCompletion, ChatCompletionRequest
@@ -223,8 +224,8 @@ def client_error(failure: ProviderFailure, candidate: ModelEntry) -> Exception:
             status=failure.status or 400,
             param=failure.param,
         )
-    return UpstreamError(
+    error = UpstreamAuthError if failure.status in (401, 403) else UpstreamError
+    return error(
         f"{candidate.provider} refused the gateway's request (HTTP {failure.status}); "
         "the operator should check the provider key and account.",
-        code="upstream_auth_error" if failure.status in (401, 403) else "upstream_error",
     )

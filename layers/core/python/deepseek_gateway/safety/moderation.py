@@ -8,9 +8,10 @@ and boto3 are imported only when a moderator is built.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
-from deepseek_gateway.safety.settings import ModerationSettings
+from deepseek_gateway.safety.settings import ModerationSettings, SafetySettings
 from deepseek_gateway.safety.verdicts import ModerationOutcome
 
 Source = Literal["input", "output"]
@@ -116,3 +117,24 @@ def moderation_categories(outcome: ModerationOutcome, fail_mode: Literal["open",
     if outcome.flagged:
         return [f"moderation:{c}" for c in outcome.categories] or ["moderation:flagged"]
     return []
+
+
+def moderator_factory(settings: Any) -> Callable[[SafetySettings], Moderator | None]:
+    """One external moderator per distinct moderation setting, built on first use and kept.
+
+    `settings` is the function's Settings: OpenAI moderation uses the OpenAI key it names.
+    """
+    from deepseek_gateway.providers.credentials import key_source
+
+    openai_key = key_source(settings, "openai")
+    built: dict[str, Moderator | None] = {}
+
+    def moderator_for(safety: SafetySettings) -> Moderator | None:
+        if safety.moderation.provider == "none":
+            return None
+        key = safety.moderation.model_dump_json()
+        if key not in built:
+            built[key] = build_moderator(safety.moderation, openai_api_key=openai_key())
+        return built[key]
+
+    return moderator_for

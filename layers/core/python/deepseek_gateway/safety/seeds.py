@@ -1,4 +1,5 @@
-"""Tenants' canary seeds for the safety function, read from their policies and kept for a short time.
+"""What the safety function needs beyond its event: tenants' canary seeds (read from their policies and kept
+for a short time) and the external moderators their settings ask for.
 
 The batch workflow's execution input must not carry a tenant's `canary_seed` (a secret: with it and a
 system prompt anyone can compute the canary, and Step Functions shows execution inputs to whoever may
@@ -12,6 +13,8 @@ import time
 from collections.abc import Callable
 from functools import lru_cache
 
+from deepseek_gateway.safety.moderation import Moderator
+from deepseek_gateway.safety.settings import SafetySettings
 from deepseek_gateway.tenancy.store import TenantStore
 
 
@@ -46,3 +49,12 @@ def tenant_canary_seeds() -> CanarySeeds | None:
     import boto3  # lazy: only the batch path's safety tasks read tenants
 
     return CanarySeeds(TenantStore(settings.tenants_table_name, boto3.client("dynamodb")), settings.tenant_cache_ttl_s)
+
+
+@lru_cache(maxsize=1)
+def tenant_moderators() -> Callable[[SafetySettings], Moderator | None]:
+    """The same factory the api function uses, so a batch line is moderated as a chat request is."""
+    from deepseek_gateway.safety.moderation import moderator_factory
+    from deepseek_gateway.settings import get_settings
+
+    return moderator_factory(get_settings())

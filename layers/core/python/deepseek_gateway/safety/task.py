@@ -51,13 +51,17 @@ def parse_request(body: dict[str, Any]) -> ChatCompletionRequest:
 
 
 def run_task(event: dict[str, Any], *, moderator: Moderator | None = None,
-             seeds: Callable[[str], str] | None = None) -> dict[str, Any]:
+             seeds: Callable[[str], str] | None = None,
+             moderators: Callable[[SafetySettings], Moderator | None] | None = None) -> dict[str, Any]:
     """Run one stage of the safety layer on a task event; invalid events raise InvalidRequestError.
 
-    `seeds` gives a tenant's canary seed when the event names the tenant but carries no seed.
+    `seeds` gives a tenant's canary seed when the event names the tenant but carries no seed;
+    `moderators` gives the external moderator the event's settings ask for (as the api function's do).
     """
     try:
         task = SafetyTask.model_validate(event)
+        if moderator is None and moderators is not None:
+            moderator = moderators(task.settings)
         request = parse_request(task.request)
         if task.stage == "input":
             settings = task.settings
