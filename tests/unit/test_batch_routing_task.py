@@ -27,6 +27,7 @@ from deepseek_gateway.errors import (
     PermissionDeniedError,
     ProviderClientError,
     ServiceUnavailableError,
+    UpstreamAuthError,
     UpstreamError,
 )
 from deepseek_gateway.limits.service import QuotaExceededError
@@ -370,7 +371,8 @@ def test_backend_calls_once_with_the_attempt_timeout_and_returns_the_completion(
     (ProviderFailure("deepseek", "timeout", "slow"), ProviderRetryableError),
     (ProviderFailure("deepseek", "status", "bad", status=400), ProviderClientError),
     (ProviderFailure("deepseek", "status", "too big", status=413), ProviderClientError),
-    (ProviderFailure("deepseek", "status", "who are you", status=401), UpstreamError),
+    (ProviderFailure("deepseek", "status", "who are you", status=401), UpstreamAuthError),
+    (ProviderFailure("deepseek", "status", "unusable", status=418), UpstreamError),
 ])
 def test_backend_failures_leave_as_the_error_the_state_machine_matches(failure, error):
     provider = FakeProvider("deepseek", script=[failure])

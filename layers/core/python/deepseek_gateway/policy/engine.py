@@ -5,8 +5,9 @@ Evaluation order of a decision: the tenant's own policies, the policies generate
 nothing is allowed without a `permit`. Denials name the rule by its `@id` annotation; nothing else
 of the policy reaches the client.
 
-cedarpy parses a policy set once (kept per tenant with the tenant's cached record), and a decision
-then costs about 90 µs here.
+cedarpy parses a policy set once (kept per tenant with the tenant's cached record), and each
+(principal, model) entity set once too; a decision then costs about 40 µs in a tight loop, about
+140 µs inside a chat request (cold caches), which makes three: the requested model and its fallbacks.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from deepseek_gateway.errors import InvalidRequestError, PermissionDeniedError
 
 # Global defaults for tenants without their own policy: allow; tenant policies add forbids.
 DEFAULT_POLICIES = '@id("default-permit")\npermit(principal, action == Action::"complete", resource);\n'
+_ACTION = {"type": "Action", "id": "complete"}
+# Parsed entity sets kept per policy set (one per cached tenant): more distinct (principal, model)
+# pairs than this within the tenant cache's lifetime start the cache over.
+_MAX_ENTITY_SETS = 1024
 
 
 class PolicyViolation(PermissionDeniedError):
@@ -85,31 +90,47 @@ class TenantPolicySet:
         self._policies = cedarpy.PolicySet.from_str(
             "\n".join(p for p in (cedar_text, generated_policies(allowed_models), DEFAULT_POLICIES) if p)
         )
+        self._entity_sets: dict[tuple[str, str, str, str], Any] = {}
 
     def decide(self, principal_uid: str, entry: ModelEntry, facts: RequestFacts, fallback: bool) -> Decision:
         import cedarpy
 
-        parent = {"type": "Tenant", "id": self.tenant_id}
         kind, _, ident = principal_uid.partition("::")
-        entities = [
-            {"uid": parent, "attrs": {"plan": self.plan}, "parents": []},
-            {"uid": {"type": kind, "id": ident}, "attrs": {}, "parents": [parent]},
-            {"uid": {"type": "Model", "id": entry.id}, "attrs": {"provider": entry.provider}, "parents": []},
-        ]
+        # Entity uids as {"type", "id"}: Cedar builds them without parsing `Key::"..."` text.
         request = {
-            "principal": f'{kind}::"{ident}"',
-            "action": 'Action::"complete"',
-            "resource": f'Model::"{entry.id}"',
+            "principal": {"type": kind, "id": ident},
+            "action": _ACTION,
+            "resource": {"type": "Model", "id": entry.id},
             "context": {
                 "model": entry.id, "provider": entry.provider, "max_tokens": facts.max_tokens,
                 "input_tokens": facts.input_tokens, "tools": facts.tools, "json_mode": facts.json_mode,
                 "vision": facts.vision, "stream": facts.stream, "fallback": fallback,
             },
         }
-        result = cedarpy.is_authorized(request, self._policies, entities)
+        result = cedarpy.is_authorized(request, self._policies, self._entities(kind, ident, entry))
         rules = tuple(sorted(result.diagnostics.id_annotations_by_reason.values())) if hasattr(
             result.diagnostics, "id_annotations_by_reason") else tuple(result.diagnostics.reasons)
         return Decision(result.allowed, rules)
+
+    def _entities(self, kind: str, ident: str, entry: ModelEntry) -> Any:
+        """The tenant, the principal and the model, parsed once per (principal, model) and kept. Parsed per
+        decision (and uids as `Key::"..."` text) the three decisions of a chat request took 693 µs of CPU;
+        now 420 µs (`python -m local_cloud.profile_api --moto-server`)."""
+        key = (kind, ident, entry.id, entry.provider)
+        entities = self._entity_sets.get(key)
+        if entities is None:
+            import cedarpy
+
+            parent = {"type": "Tenant", "id": self.tenant_id}
+            document = [
+                {"uid": parent, "attrs": {"plan": self.plan}, "parents": []},
+                {"uid": {"type": kind, "id": ident}, "attrs": {}, "parents": [parent]},
+                {"uid": {"type": "Model", "id": entry.id}, "attrs": {"provider": entry.provider}, "parents": []},
+            ]
+            if len(self._entity_sets) >= _MAX_ENTITY_SETS:
+                self._entity_sets.clear()
+            entities = self._entity_sets[key] = cedarpy.Entities.from_json_str(json.dumps(document))
+        return entities
 
 
 def violation(entry: ModelEntry, decision: Decision) -> PolicyViolation:
