@@ -371,7 +371,7 @@ class Ingestion:
     def _register_file(self, tenant_id: str, file: FileObject) -> None:
         """The file's record, once: a retry finds it there (the id is derived from the upload)."""
         try:
-            self._files._put_record(tenant_id, file)  # noqa: SLF001 - FileStore has no public way to do this yet
+            self._files.register(tenant_id, file)
         except Exception as exc:
             if not condition_failed(exc):
                 raise

@@ -177,6 +177,11 @@ class FileStore:
             headers["x-amz-server-side-encryption-aws-kms-key-id"] = sse["SSEKMSKeyId"]
         return PresignedUpload(file=file, upload_url=url, upload_headers=headers, expires_at=expires_at)
 
+    def register(self, tenant_id: str, file: FileObject) -> None:
+        """The record of a file whose object is put by someone else (a data team's direct upload copied by
+        the ingestion); refused (ConditionalCheckFailed) when the id already has one."""
+        self._put_record(tenant_id, file)
+
     def _put_record(self, tenant_id: str, file: FileObject, **extra: int) -> None:
         values = {**file.model_dump(exclude={"object", "status_details"}), **extra}
         item = {**self._key(tenant_id, file.id), **{k: _serialize(v) for k, v in values.items()}}
