@@ -169,6 +169,24 @@ def test_given_an_answered_line_recorded_twice_then_it_is_billed_once_and_counte
     assert Decimal(spend[f"k_{ACME.key_id}_cost"]["N"]) == cost
 
 
+def test_given_a_budget_when_batch_lines_spend_past_its_thresholds_then_each_is_announced_once(env):
+    # Given a tenant whose monthly budget one answered line takes past 50 % and two lines past 100 %
+    cost = answer_cost(load_catalogue().resolve("deepseek-chat"), Usage(prompt_tokens=100, completion_tokens=50))
+    env.services.budget = lambda tenant_id: cost * Decimal("1.5") if tenant_id == "acme" else None
+    batch, chunks = submit(env, [line("a"), line("b")])
+    first, second = items_of(env, batch, chunks)
+    # When the first line is recorded (twice: a retry), then the second
+    task(env, action="record", state=answered(batch.id, first))
+    task(env, action="record", state=answered(batch.id, first))
+    after_first = [m for m in messages(env) if m.get("type") == "budget.threshold"]
+    task(env, action="record", state=answered(batch.id, second))
+    after_second = [m for m in messages(env) if m.get("type") == "budget.threshold"]
+    # Then 50 % is announced once after the first, 80 % and 100 % after the second, as the chat path does
+    assert [e["data"]["threshold_percent"] for e in after_first] == [50]
+    assert sorted(e["data"]["threshold_percent"] for e in after_second) == [80, 100]
+    assert all(e["tenant_id"] == "acme" and e["correlation_id"] == batch.id for e in after_first + after_second)
+
+
 def test_given_a_counter_of_last_month_when_a_line_is_billed_then_the_month_rolls_over_first(env):
     env.db.put_item(TableName="usage", Item={"pk": {"S": "LIMITS#T#acme"}, "sk": {"S": "STATE"},
                                              "month": {"S": "2025-12"}, "committed": {"N": "50"}, "win": {"N": "1"},

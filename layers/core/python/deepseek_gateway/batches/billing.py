@@ -16,8 +16,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from deepseek_gateway.dynamo_types import deserialize as _deserialize
 from deepseek_gateway.dynamo_types import serialize as _serialize
 from deepseek_gateway.limits.counters import CounterStore, Window
+from deepseek_gateway.limits.service import announce_budget_thresholds
 from deepseek_gateway.limits.usage import UsageLedger, UsageRecord
 
 
@@ -71,3 +73,14 @@ class Billing:
         window = Window(minute=int(at // 60), month=month_of(at), now=at)
         # CounterStore's own roll-over, so the sync and batch paths can never disagree on what a new month clears.
         self._counters._roll_over(f"LIMITS#T#{tenant_id}", window, old)
+
+    def announce_thresholds(self, tenant_id: str, budget: Decimal, correlation_id: str,
+                            notify: Callable[[dict[str, Any]], None]) -> None:
+        """After a billed line: `budget.threshold` for what the month's spend has now reached, once each per
+        month across both paths (the markers live in the same counter item the sync path marks)."""
+        item = self._db.get_item(TableName=self._table, Key=counter_key(tenant_id), ConsistentRead=True).get("Item")
+        if not item or "month" not in item:
+            return
+        committed = Decimal(str(_deserialize(item["committed"]))) if "committed" in item else Decimal(0)
+        announce_budget_thresholds(self._db, self._table, tenant_id, budget, committed,
+                                   str(_deserialize(item["month"])), correlation_id, notify)

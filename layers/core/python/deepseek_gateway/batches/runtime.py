@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -37,6 +38,24 @@ def retention_lookup(tenants: Any, ttl_s: float, clock: Callable[[], float] = ti
         return days
 
     return retention_days
+
+
+def budget_lookup(tenants: Any, ttl_s: float, clock: Callable[[], float] = time.monotonic
+                  ) -> Callable[[str], Decimal | None]:
+    """Tenant id → its monthly budget in USD (None without one), cached `ttl_s`."""
+    cached: dict[str, tuple[float, Decimal | None]] = {}
+
+    def budget(tenant_id: str) -> Decimal | None:
+        now = clock()
+        hit = cached.get(tenant_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        tenant = tenants.get_tenant(tenant_id)
+        value = tenant.limits.monthly_budget_usd if tenant is not None else None
+        cached[tenant_id] = (now + ttl_s, value)
+        return value
+
+    return budget
 
 
 def sqs_sender(queue_url: str | None, client: Callable[[], Any]) -> Callable[[NotificationEvent], None]:
@@ -84,6 +103,7 @@ def build_task_services(settings: Settings) -> BatchTaskServices:
         retention_days=retention_lookup(TenantStore(settings.tenants_table_name, dynamodb),
                                         settings.tenant_cache_ttl_s),
         notify=sqs_sender(settings.notifications_queue_url, client("sqs")),
+        budget=budget_lookup(TenantStore(settings.tenants_table_name, dynamodb), settings.tenant_cache_ttl_s),
     )
 
 

@@ -58,6 +58,8 @@ class BatchTaskServices:
     retention_days: Callable[[str], int]  # tenant id → how long its usage records are kept
     notify: Callable[[NotificationEvent], None]
     clock: Callable[[], float] = field(default=time.time)
+    # tenant id → its monthly budget (None: none), for budget.threshold events from batch spend
+    budget: Callable[[str], Decimal | None] = field(default=lambda _tenant_id: None)
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -228,7 +230,21 @@ def record(state: ItemState, services: BatchTaskServices) -> dict[str, Any]:
                        value=1)
     if usage is not None:  # the same metric as the synchronous path: spend is spend
         metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=float(usage.cost_usd))
+        _budget_thresholds(state, services)
     return {"kind": kind}
+
+
+def _budget_thresholds(state: ItemState, services: BatchTaskServices) -> None:
+    """Batch spend crosses budget thresholds too. The line is recorded and billed already: a failure here is
+    logged, not raised (a retried record would find the line written and never come back here)."""
+    try:
+        budget = services.budget(state.tenant_id)
+        if budget:
+            services.billing.announce_thresholds(
+                state.tenant_id, budget, state.batch_id,
+                lambda event: services.notify(NotificationEvent.model_validate(event)))
+    except Exception:
+        logger.exception("budget thresholds not checked", extra={"batch_id": state.batch_id})
 
 
 # --- finalize ------------------------------------------------------------------------------------

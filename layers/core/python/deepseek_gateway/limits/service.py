@@ -130,27 +130,35 @@ class LimitService:
 
     def _budget_thresholds(self, tenant_id: str, limits: Limits, counters: Counters, window: Window,
                            request_id: str) -> None:
-        budget = limits.monthly_budget_usd
-        if not budget or self._notify is None:
-            return
-        used = counters.committed / budget * 100
-        for threshold in BUDGET_THRESHOLDS:
-            if used < threshold:
-                break
-            marker = f"{window.month}:{threshold}"
-            try:  # once per threshold and month, whichever instance crosses it first
-                self._db.update_item(
-                    TableName=self._counters.table, Key={"pk": {"S": f"LIMITS#T#{tenant_id}"}, "sk": {"S": "STATE"}},
-                    UpdateExpression="ADD alerts :marker", ConditionExpression="NOT contains(alerts, :m)",
-                    ExpressionAttributeValues={":marker": {"SS": [marker]}, ":m": {"S": marker}},
-                )
-            except Exception as exc:
-                if not condition_failed(exc):
-                    raise
-                continue
-            self._notify({"type": "budget.threshold", "tenant_id": tenant_id, "threshold_percent": threshold,
-                          "month": window.month, "committed_usd": str(counters.committed), "budget_usd": str(budget),
-                          "correlation_id": request_id or None})
+        if limits.monthly_budget_usd and self._notify is not None:
+            announce_budget_thresholds(self._db, self._counters.table, tenant_id, limits.monthly_budget_usd,
+                                       counters.committed, window.month, request_id, self._notify)
+
+
+def announce_budget_thresholds(db: Any, table: str, tenant_id: str, budget: Decimal, committed: Decimal, month: str,
+                               correlation_id: str | None, notify: Callable[[dict[str, Any]], None]) -> None:
+    """`budget.threshold` for each of 50/80/100 % the month's spend has reached, once per threshold and month
+    whichever instance or path (a chat request's admission, a batch line's billing) crosses it first."""
+    if not budget:
+        return
+    used = committed / budget * 100
+    for threshold in BUDGET_THRESHOLDS:
+        if used < threshold:
+            break
+        marker = f"{month}:{threshold}"
+        try:
+            db.update_item(
+                TableName=table, Key={"pk": {"S": f"LIMITS#T#{tenant_id}"}, "sk": {"S": "STATE"}},
+                UpdateExpression="ADD alerts :marker", ConditionExpression="NOT contains(alerts, :m)",
+                ExpressionAttributeValues={":marker": {"SS": [marker]}, ":m": {"S": marker}},
+            )
+        except Exception as exc:
+            if not condition_failed(exc):
+                raise
+            continue
+        notify({"type": "budget.threshold", "tenant_id": tenant_id, "threshold_percent": threshold,
+                "month": month, "committed_usd": str(committed), "budget_usd": str(budget),
+                "correlation_id": correlation_id or None})
 
 
 def sqs_notifier(queue_url: str, client: Any) -> Callable[[dict[str, Any]], None]:
