@@ -364,3 +364,19 @@ def test_the_router_counts_only_providers_with_a_backend_function_as_configured(
     env = props(_function(without_anthropic, "router"))["Environment"]["Variables"]
     assert {"DEEPSEEK_SECRET_ARN", "OPENAI_SECRET_ARN"} <= set(env)
     assert "ANTHROPIC_SECRET_ARN" not in env
+
+
+def test_an_execution_that_ends_without_failbatch_reaches_the_batch_function(raw: dict) -> None:
+    # Given the EventBridge rule for the batch workflow's ended executions
+    rule = props(only(resources(raw, "AWS::Events::Rule"), "BatchExecutionEnded")[1])
+    pattern = rule["EventPattern"]
+    # Then it matches exactly this state machine's FAILED, TIMED_OUT and ABORTED executions
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    (machine,) = pattern["detail"]["stateMachineArn"]
+    assert logical_id_of(machine) == _id(raw, "AWS::StepFunctions::StateMachine", "OrchestrationBatch")
+    # And its one target is the batch function's live alias, with retries
+    (target,) = rule["Targets"]
+    assert logical_id_of(target["Arn"]).startswith("FunctionsBatchAlias") or "Batch" in json.dumps(target["Arn"])
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8

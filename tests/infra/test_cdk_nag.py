@@ -138,6 +138,9 @@ def expected_acknowledgments(present: Callable[[str], bool]) -> set[tuple[str, s
                 "Orchestration/Batch/Role/DefaultPolicy/Resource",
             ),
         }
+        # The rule failing the batches of executions that ended without FailBatch retries, without a DLQ.
+        if present("ingestion") and present("batch"):
+            acknowledged.add(("Serverless-EventBusDLQ", "BatchExecutionEnded/Resource"))
     return acknowledged
 
 

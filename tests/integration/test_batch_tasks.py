@@ -467,3 +467,31 @@ def test_given_a_tenant_policy_when_retention_is_looked_up_then_it_is_read_once_
     assert [lookup("acme"), lookup("acme"), lookup("globex")] == [7, 7, 90] and Tenants.calls == 2
     clock.advance(31)
     assert lookup("acme") == 7 and Tenants.calls == 3
+
+
+def execution_event(batch_id: str, status: str) -> dict[str, Any]:
+    """EventBridge's Step Functions status-change event for the batch's execution (the input is JSON text)."""
+    return {"version": "0", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+            "detail": {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:batch:{batch_id}",
+                       "status": status, "name": batch_id,
+                       "input": json.dumps({"tenant_id": "acme", "batch_id": batch_id, "chunks": []})}}
+
+
+def test_given_a_running_batch_whose_execution_was_stopped_then_the_batch_fails_and_the_tenant_is_told(env):
+    # Given a batch in progress whose execution an operator stopped (no FailBatch ran)
+    batch, _ = submit(env, [line("a")])
+    assert env.store.get("acme", batch.id).status == "in_progress"
+    # When EventBridge reports the execution ABORTED to the batch function
+    done = run_task(execution_event(batch.id, "ABORTED"), env.services)
+    # Then the batch is failed (not left in_progress forever) and batch.failed goes out
+    assert done["status"] == "failed" and env.store.get("acme", batch.id).status == "failed"
+    assert [m["type"] for m in messages(env)] == ["batch.failed"]
+
+
+def test_given_a_finished_batch_when_its_execution_event_arrives_then_nothing_changes(env):
+    batch = mixed_batch(env)
+    task(env, action="finalize", tenant_id="acme", batch_id=batch.id)
+    messages(env)  # what finalize sent
+    done = run_task(execution_event(batch.id, "FAILED"), env.services)
+    assert done["status"] == "cancelled" == env.store.get("acme", batch.id).status
+    assert [m["type"] for m in messages(env) if m["type"] == "batch.failed"] == []

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Tags, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3_notifications
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from .components.api import Api
@@ -123,6 +126,35 @@ class GatewayStack(Stack):
         if batch_workflow is not None:
             batch_workflow.grant_start_execution(ingestion.function)
             ingestion.function.add_environment("BATCH_STATE_MACHINE_ARN", batch_workflow.state_machine_arn)
+            self._fail_batches_of_ended_executions(batch_workflow)
+
+    def _fail_batches_of_ended_executions(self, batch_workflow: sfn.StateMachine) -> None:
+        """An execution stopped by hand or timed out runs no FailBatch: EventBridge tells the batch function,
+        which fails the batch (and tells the tenant) instead of leaving it `in_progress`."""
+        batch = self.functions.functions.get("batch")
+        if batch is None:
+            return
+        rule = events.Rule(
+            self,
+            "BatchExecutionEnded",
+            description="Fails the batch of a batch-workflow execution that ended FAILED, TIMED_OUT or ABORTED",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={"stateMachineArn": [batch_workflow.state_machine_arn],
+                        "status": ["FAILED", "TIMED_OUT", "ABORTED"]},
+            ),
+            targets=[targets.LambdaFunction(batch.alias, retry_attempts=8)],
+        )
+        Validations.of(rule).acknowledge(
+            Acknowledgment(
+                id="Serverless-EventBusDLQ",
+                reason="EventBridge retries the delivery (8 attempts, up to 24 h). An event still lost leaves its "
+                "batch in_progress; the ExecutionsFailed alarm has already shown the FAILED and TIMED_OUT ones, "
+                "and ABORTED is an operator's own stop. A DLQ would need the data key to trust EventBridge.",
+            )
+        )
+
 
     def _acknowledge_bucket_notifications_handler(self) -> None:
         """CDK writes a bucket's notification configuration with a singleton function of its own."""

@@ -14,6 +14,7 @@ same files. See docs/batch_contract.md.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -353,8 +354,31 @@ def fail(event: Fail, services: BatchTaskServices) -> dict[str, Any]:
 # --- dispatch ------------------------------------------------------------------------------------
 
 
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+def execution_ended(event: dict[str, Any], services: BatchTaskServices) -> dict[str, Any]:
+    """EventBridge's notice that a batch's execution ended without its own FailBatch: stopped by hand
+    (ABORTED) or past its timeout (TIMED_OUT), or FAILED (also after FailBatch, then a no-op). The batch
+    would otherwise stay `in_progress` forever: it is failed here, and `batch.failed` is sent."""
+    detail = event.get("detail") or {}
+    try:
+        execution_input = json.loads(detail.get("input") or "{}")
+        tenant_id, batch_id = execution_input["tenant_id"], execution_input["batch_id"]
+    except (ValueError, KeyError, TypeError):
+        logger.warning("execution event without a batch", extra={"execution": detail.get("executionArn")})
+        return {"outcome": "ignored"}
+    status = str(detail.get("status") or "FAILED")
+    cause = json.dumps({"errorType": f"Execution{status.capitalize()}",
+                        "errorMessage": f"The batch's workflow ended {status.lower().replace('_', ' ')}."})
+    return fail(Fail(action="fail", tenant_id=tenant_id, batch_id=batch_id,
+                     error=TaskError(Error=f"Execution{status.capitalize()}", Cause=cause)), services)
+
+
 def run_task(event: dict[str, Any], services: BatchTaskServices) -> dict[str, Any]:
     """One bookkeeping task; a malformed event is an InvalidRequestError (never retried by the workflow)."""
+    if isinstance(event, dict) and event.get("detail-type") == EXECUTION_STATUS_CHANGE:
+        return execution_ended(event, services)
     action = event.get("action") if isinstance(event, dict) else None
     try:
         if action == "load_chunk":
