@@ -184,7 +184,7 @@ def for_moto(body: dict[str, Any]) -> dict[str, Any]:
       source mapping naming the `live` alias) would resolve to nothing, so it names the function.
     - AWS::StepFunctions::StateMachine: moto ignores `DefinitionSubstitutions`, so the values are
       joined into `DefinitionString` here (an alias's ARN written out as `<function ARN>:<alias>`).
-      In IAM policies (which moto checks for ARNs) the alias's ARN is written out instead.
+      In IAM policies and EventBridge targets (which moto checks for ARNs) the alias's ARN is written out.
     - A `Ref`/`Fn::GetAtt` to any other type moto skips (alarms, secrets, ...) fails the whole stack;
       it becomes a placeholder ARN. The local cloud resolves those values itself, from the original
       template, wherever they matter (functions' environments, API Gateway).
@@ -202,7 +202,7 @@ def for_moto(body: dict[str, Any]) -> dict[str, Any]:
     def retarget(value: Any, arn: bool = False) -> Any:
         if isinstance(value, dict):
             if set(value) == {"Ref"} and value["Ref"] in alias_function:
-                if arn:  # a policy's Resource must be an ARN: the alias's, written out
+                if arn:  # a policy's Resource or a rule's target must be an ARN: the alias's, written out
                     return _alias_arn(body["Resources"][value["Ref"]])
                 return copy.deepcopy(alias_function[value["Ref"]])
             target = value.get("Ref") if set(value) == {"Ref"} else None
@@ -249,7 +249,8 @@ def _drop_custom_resources_filled_locally(body: dict[str, Any]) -> None:
 
 
 _FILLED_CUSTOM_RESOURCES = {"Custom::S3BucketNotifications"}
-_POLICY_TYPES = {"AWS::IAM::Policy", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy"}
+# Where moto checks that an alias reference is an ARN: IAM policies' resources, EventBridge targets.
+_POLICY_TYPES = {"AWS::IAM::Policy", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::Events::Rule"}
 
 
 def _alias_arn(alias: dict[str, Any]) -> dict[str, Any]:
