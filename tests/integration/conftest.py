@@ -49,7 +49,8 @@ def tenants_table(monkeypatch):
     moto's DynamoDB is made atomic (as DynamoDB is) so concurrency tests measure the gateway, not moto.
     """
     import boto3
-    from local_cloud.moto_patches import fast_dynamodb, serialize_dynamodb
+    from local_cloud.moto_dynamodb_cpu import fast_dynamodb
+    from local_cloud.moto_patches import serialize_dynamodb
     from moto import mock_aws
 
     serialize_dynamodb()

@@ -13,7 +13,7 @@ retry waits for them (2 retries with full jitter, at most 6 s).
 One gap of moto is filled as AWS behaves: its Distributed Map (the outer Map over chunks) does not
 enforce ToleratedFailureCount/Percentage (default 0), so a failed child execution would be dropped
 silently instead of failing the Map with States.ExceedToleratedFailureThreshold.
-`local_cloud.moto_patches.enforce_tolerated_failures` adds that check (the local cloud applies it too).
+`local_cloud.moto_stepfunctions.enforce_tolerated_failures` adds that check (the local cloud applies it too).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 import boto3
 import pytest
-from local_cloud.moto_patches import enforce_tolerated_failures
+from local_cloud.moto_stepfunctions import enforce_tolerated_failures
 
 from tests.infra.infra_helpers import ROOT
 

@@ -1,4 +1,4 @@
-"""The local cloud's moto patches (infra/local/local_cloud/moto_patches.py) keep DynamoDB's semantics.
+"""The local cloud's moto patches (local_cloud.moto_patches, moto_dynamodb_cpu) keep DynamoDB's semantics.
 
 Two kinds of proof. A battery of DynamoDB calls (every expression twice, so the second call goes
 through the caches; failing ones too) runs in two fresh processes, one with moto as it is plus the
@@ -201,7 +201,8 @@ def _scenario_main(patches: str) -> None:
     """Run the battery in this (fresh) process against in-process moto, print the answers as JSON."""
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105
                       AWS_DEFAULT_REGION="us-east-1")
-    from local_cloud.moto_patches import fast_dynamodb, serialize_dynamodb
+    from local_cloud.moto_dynamodb_cpu import fast_dynamodb
+    from local_cloud.moto_patches import serialize_dynamodb
     from moto import mock_aws
 
     serialize_dynamodb()
@@ -235,7 +236,8 @@ def test_every_answer_and_error_is_moto_s_own():
 
 @pytest.fixture(scope="module")
 def server():
-    from local_cloud.moto_patches import fast_dynamodb, keep_alive_and_no_delay, serialize_dynamodb
+    from local_cloud.moto_dynamodb_cpu import fast_dynamodb
+    from local_cloud.moto_patches import keep_alive_and_no_delay, serialize_dynamodb
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     serialize_dynamodb()

@@ -53,7 +53,7 @@ def transitions(cloud: LocalCloud, batch_id: str) -> dict[str, int]:
                 if not page.get("nextToken"):
                     break
                 kwargs["nextToken"] = page["nextToken"]
-            # The local cloud copies the Distributed Map's child events into this history (moto_patches).
+            # The local cloud copies the Distributed Map's child events into this history (moto_stepfunctions).
             kinds = Counter(e["type"] for e in events)
             entered = sum(n for kind, n in kinds.items() if kind.endswith("StateEntered"))
             return {"events": len(events), "state_transitions": entered}

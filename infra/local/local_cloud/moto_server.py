@@ -42,16 +42,6 @@ def _route_invocations(invoke_url: str) -> None:
     LambdaSimpleBackend.invoke = LambdaBackend.invoke  # type: ignore[method-assign]
 
 
-def _one_step_functions_backend() -> None:
-    """With `execute_state_machine` on, moto's Step Functions API uses its interpreter's backend, but its
-    CloudFormation still creates state machines in the plain one: the template's state machines would be
-    invisible to StartExecution. Both now use the interpreter's backend."""
-    import moto.stepfunctions.models as plain
-    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-    plain.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -65,13 +55,12 @@ def main() -> None:
     from moto.moto_api._internal.models import moto_api_backend
     from moto.server import ThreadedMotoServer
 
-    from local_cloud.moto_patches import (
+    from local_cloud.moto_dynamodb_cpu import fast_dynamodb
+    from local_cloud.moto_patches import keep_alive_and_no_delay, no_sqs_push_to_lambda, serialize_dynamodb
+    from local_cloud.moto_stepfunctions import (
         child_events_in_parent_history,
         enforce_tolerated_failures,
-        fast_dynamodb,
-        keep_alive_and_no_delay,
-        no_sqs_push_to_lambda,
-        serialize_dynamodb,
+        one_step_functions_backend,
     )
 
     serialize_dynamodb()
@@ -83,7 +72,7 @@ def main() -> None:
     moto_api_backend.set_config(
         {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
     )
-    _one_step_functions_backend()
+    one_step_functions_backend()
     enforce_tolerated_failures()
     child_events_in_parent_history()
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)

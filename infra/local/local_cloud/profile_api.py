@@ -339,7 +339,8 @@ def in_process_moto() -> Iterator[None]:
     """moto inside this process, as the integration tests' fixtures run it (its CPU is metered apart)."""
     from moto import mock_aws
 
-    from local_cloud.moto_patches import fast_dynamodb, serialize_dynamodb
+    from local_cloud.moto_dynamodb_cpu import fast_dynamodb
+    from local_cloud.moto_patches import serialize_dynamodb
 
     serialize_dynamodb()
     fast_dynamodb()

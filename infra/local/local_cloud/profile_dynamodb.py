@@ -134,12 +134,12 @@ def start_server(meter: ServerMeter, *, patches: str, skip: tuple[str, ...] = ()
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-    from local_cloud import moto_patches
+    from local_cloud import moto_dynamodb_cpu, moto_patches
 
     if patches != "none":
         moto_patches.serialize_dynamodb()
     if patches == "all":
-        moto_patches.fast_dynamodb(skip=skip)
+        moto_dynamodb_cpu.fast_dynamodb(skip=skip)
     if patches == "all" and "keep_alive_and_no_delay" not in skip:
         moto_patches.keep_alive_and_no_delay()
     else:
@@ -278,7 +278,7 @@ def main() -> None:
                         help="all: the local cloud's moto (default); locks: only the item locks, as before the "
                              "CPU patches (the 'before' figures); none: moto as it is")
     parser.add_argument("--skip", action="append", default=[], metavar="PATCH",
-                        help="with --patches all: leave out this patch (a name in moto_patches.CPU_PATCHES, or "
+                        help="with --patches all: leave out this patch (a name in moto_dynamodb_cpu.CPU_PATCHES, or "
                              "keep_alive_and_no_delay), to measure its share; repeatable")
     parser.add_argument("--no-client-validation", action="store_true",
                         help="the client with Config(parameter_validation=False), to measure what it saves")

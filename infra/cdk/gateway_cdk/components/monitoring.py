@@ -96,21 +96,10 @@ class Monitoring(Construct):
 
         requests = stage.metric_count(period=_MINUTE, statistic="Sum")
         errors_5xx = stage.metric_server_error(period=_MINUTE, statistic="Sum")
-        self.api_5xx_alarm = cloudwatch.Alarm(
-            self,
-            "Api5xxRate",
-            alarm_description=f"More than {API_5XX_RATE_THRESHOLD_PERCENT}% of API requests answered 5xx.",
-            metric=cloudwatch.MathExpression(
-                expression="IF(requests > 0, 100 * errors / requests, 0)",
-                using_metrics={"requests": requests, "errors": errors_5xx},
-                label="5xx rate (%)",
-                period=_MINUTE,
-            ),
+        self.api_5xx_alarm = self._rate_alarm(
+            "Api5xxRate", f"More than {API_5XX_RATE_THRESHOLD_PERCENT}% of API requests answered 5xx.",
+            errors=errors_5xx, total=("requests", requests), label="5xx rate (%)",
             threshold=API_5XX_RATE_THRESHOLD_PERCENT,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=5,
-            datapoints_to_alarm=3,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
         # Errors are unhandled exceptions (the handlers answer expected failures themselves), so one is
@@ -251,20 +240,30 @@ class Monitoring(Construct):
         return dashboard
 
     def _error_rate_alarm(self, name: str, function: GatewayFunction) -> cloudwatch.Alarm:
-        errors = function.alias.metric_errors(period=_MINUTE, statistic="Sum")
-        invocations = function.alias.metric_invocations(period=_MINUTE, statistic="Sum")
+        return self._rate_alarm(
+            f"{function.spec.construct_id}ErrorRate",
+            f"More than {TASK_ERROR_RATE_THRESHOLD_PERCENT}% of the {name} function's invocations (alias live) "
+            "failed: a provider down for good, or a broken version.",
+            errors=function.alias.metric_errors(period=_MINUTE, statistic="Sum"),
+            total=("invocations", function.alias.metric_invocations(period=_MINUTE, statistic="Sum")),
+            label="error rate (%)", threshold=TASK_ERROR_RATE_THRESHOLD_PERCENT,
+        )
+
+    def _rate_alarm(self, construct_id: str, description: str, *, errors: cloudwatch.IMetric,
+                    total: tuple[str, cloudwatch.IMetric], label: str, threshold: float) -> cloudwatch.Alarm:
+        """Errors as a percentage of `total` (0 when nothing happened) above `threshold` in 3 of 5 minutes."""
+        total_name, total_metric = total
         return cloudwatch.Alarm(
             self,
-            f"{function.spec.construct_id}ErrorRate",
-            alarm_description=f"More than {TASK_ERROR_RATE_THRESHOLD_PERCENT}% of the {name} function's "
-            "invocations (alias live) failed: a provider down for good, or a broken version.",
+            construct_id,
+            alarm_description=description,
             metric=cloudwatch.MathExpression(
-                expression="IF(invocations > 0, 100 * errors / invocations, 0)",
-                using_metrics={"errors": errors, "invocations": invocations},
-                label="error rate (%)",
+                expression=f"IF({total_name} > 0, 100 * errors / {total_name}, 0)",
+                using_metrics={total_name: total_metric, "errors": errors},
+                label=label,
                 period=_MINUTE,
             ),
-            threshold=TASK_ERROR_RATE_THRESHOLD_PERCENT,
+            threshold=threshold,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=5,
             datapoints_to_alarm=3,

@@ -17,6 +17,7 @@ from deepseek_gateway.notifications.events import NotificationEvent
 from deepseek_gateway.observability import logger
 from deepseek_gateway.policy.models import PolicySettings
 from deepseek_gateway.settings import Settings, get_settings
+from deepseek_gateway.tenancy.cached import cached_per_tenant
 
 _REQUIRED = ("jobs_table_name", "usage_table_name", "uploads_bucket_name", "results_bucket_name",
              "tenants_table_name")
@@ -24,38 +25,24 @@ _REQUIRED = ("jobs_table_name", "usage_table_name", "uploads_bucket_name", "resu
 
 def retention_lookup(tenants: Any, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> Callable[[str], int]:
     """Tenant id → its usage retention in days, from its policy (the default without one), cached `ttl_s`."""
-    cached: dict[str, tuple[float, int]] = {}
     default = PolicySettings().retention_days
 
     def retention_days(tenant_id: str) -> int:
-        now = clock()
-        hit = cached.get(tenant_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
         policy = tenants.get_policy(tenant_id)
-        days = policy.settings.retention_days if policy is not None else default
-        cached[tenant_id] = (now + ttl_s, days)
-        return days
+        return policy.settings.retention_days if policy is not None else default
 
-    return retention_days
+    return cached_per_tenant(retention_days, ttl_s, clock)
 
 
 def budget_lookup(tenants: Any, ttl_s: float, clock: Callable[[], float] = time.monotonic
                   ) -> Callable[[str], Decimal | None]:
     """Tenant id → its monthly budget in USD (None without one), cached `ttl_s`."""
-    cached: dict[str, tuple[float, Decimal | None]] = {}
 
     def budget(tenant_id: str) -> Decimal | None:
-        now = clock()
-        hit = cached.get(tenant_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
         tenant = tenants.get_tenant(tenant_id)
-        value = tenant.limits.monthly_budget_usd if tenant is not None else None
-        cached[tenant_id] = (now + ttl_s, value)
-        return value
+        return tenant.limits.monthly_budget_usd if tenant is not None else None
 
-    return budget
+    return cached_per_tenant(budget, ttl_s, clock)
 
 
 def sqs_sender(queue_url: str | None, client: Callable[[], Any]) -> Callable[[NotificationEvent], None]:

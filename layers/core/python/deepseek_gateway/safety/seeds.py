@@ -8,38 +8,17 @@ read the history), so the safety function looks the seed up itself by tenant id.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from functools import lru_cache
 
 from deepseek_gateway.safety.moderation import Moderator
 from deepseek_gateway.safety.settings import SafetySettings
+from deepseek_gateway.tenancy.cached import cached_per_tenant
 from deepseek_gateway.tenancy.store import TenantStore
 
 
-class CanarySeeds:
-    def __init__(self, store: TenantStore, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._store = store
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._cache: dict[str, tuple[float, str]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, tenant_id: str) -> str:
-        now = self._clock()
-        cached = self._cache.get(tenant_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        policy = self._store.get_policy(tenant_id)
-        seed = policy.settings.safety.canary_seed if policy is not None else ""
-        with self._lock:
-            self._cache[tenant_id] = (now + self._ttl_s, seed)
-        return seed
-
-
 @lru_cache(maxsize=1)
-def tenant_canary_seeds() -> CanarySeeds | None:
+def tenant_canary_seeds() -> Callable[[str], str] | None:
     """Built on the first use from the settings (TENANTS_TABLE_NAME); None where no tenants table exists."""
     from deepseek_gateway.settings import get_settings
 
@@ -48,7 +27,13 @@ def tenant_canary_seeds() -> CanarySeeds | None:
         return None
     import boto3  # lazy: only the batch path's safety tasks read tenants
 
-    return CanarySeeds(TenantStore(settings.tenants_table_name, boto3.client("dynamodb")), settings.tenant_cache_ttl_s)
+    store = TenantStore(settings.tenants_table_name, boto3.client("dynamodb"))
+
+    def seed(tenant_id: str) -> str:
+        policy = store.get_policy(tenant_id)
+        return policy.settings.safety.canary_seed if policy is not None else ""
+
+    return cached_per_tenant(seed, settings.tenant_cache_ttl_s)
 
 
 @lru_cache(maxsize=1)

@@ -18,8 +18,7 @@ from deepseek_gateway.limits.service import LimitService, sqs_notifier
 from deepseek_gateway.limits.usage import UsageLedger
 from deepseek_gateway.routing.breaker import CircuitBreaker, DynamoBreakerStore, InMemoryBreakerStore
 from deepseek_gateway.routing.router import Router, RoutingPolicy
-from deepseek_gateway.safety.moderation import Moderator
-from deepseek_gateway.safety.settings import SafetySettings
+from deepseek_gateway.safety.moderation import moderator_factory
 from deepseek_gateway.settings import Settings, get_settings
 from deepseek_gateway.tenancy.directory import TenantDirectory
 from deepseek_gateway.tenancy.store import TenantStore
@@ -148,26 +147,6 @@ def build_file_store(settings: Settings, dynamodb: object) -> FileStore | None:
                         upload_url_ttl_s=settings.upload_url_ttl_s)
     return FileStore(settings.jobs_table_name, settings.uploads_bucket_name, dynamodb, s3, limits=limits,
                      kms_key_id=settings.uploads_kms_key_id)
-
-
-def moderator_factory(settings: Settings) -> Callable[[SafetySettings], Moderator | None]:
-    """One external moderator per distinct moderation setting, built on first use and kept."""
-    from deepseek_gateway.providers.credentials import key_source
-
-    openai_key = key_source(settings, "openai")
-    built: dict[str, Moderator | None] = {}
-
-    def moderator_for(safety: SafetySettings) -> Moderator | None:
-        if safety.moderation.provider == "none":
-            return None
-        key = safety.moderation.model_dump_json()
-        if key not in built:
-            from deepseek_gateway.safety import build_moderator
-
-            built[key] = build_moderator(safety.moderation, openai_api_key=openai_key())
-        return built[key]
-
-    return moderator_for
 
 
 @lru_cache(maxsize=1)
