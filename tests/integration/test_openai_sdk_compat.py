@@ -38,7 +38,7 @@ def test_sdk_streaming_iterator_consumes_the_event_stream(client):
 
 def test_sdk_lists_and_retrieves_models(client):
     ids = [m.id for m in client.models.list()]
-    assert {"deepseek-chat", "deepseek-reasoner", "gpt-4.1-mini", "claude-sonnet-4-5"} <= set(ids)
+    assert {"deepseek-chat", "deepseek-reasoner", "gpt-4.1-mini", "claude-sonnet-4-6"} <= set(ids)
     assert client.models.retrieve("deepseek-r1").id == "deepseek-reasoner"
 
 

@@ -21,12 +21,12 @@ WEATHER_TOOL = {
 
 
 def request(**fields: Any) -> ChatCompletionRequest:
-    body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hi"}], **fields}
+    body = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "Hi"}], **fields}
     return ChatCompletionRequest.model_validate(body)
 
 
 def translate(**fields: Any) -> dict[str, Any]:
-    return to_anthropic(request(**fields), "claude-sonnet-4-5-upstream", 4096)
+    return to_anthropic(request(**fields), "claude-sonnet-4-6-upstream", 4096)
 
 
 def anthropic_message(**fields: Any) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def anthropic_message(**fields: Any) -> dict[str, Any]:
         "id": "msg_01",
         "type": "message",
         "role": "assistant",
-        "model": "claude-sonnet-4-5-20250929",
+        "model": "claude-sonnet-4-6-20250929",
         "content": [{"type": "text", "text": "Hello!"}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
@@ -57,7 +57,7 @@ def test_a_plain_conversation_keeps_its_turns_and_uses_the_upstream_model():
     )
 
     assert kwargs == {
-        "model": "claude-sonnet-4-5-upstream",
+        "model": "claude-sonnet-4-6-upstream",
         "max_tokens": 4096,
         "messages": [
             {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
@@ -416,7 +416,7 @@ def test_the_anthropic_sdk_accepts_the_translated_arguments_and_its_answer_trans
     req.extensions = {"top_k": 5}
 
     message = client.messages.create(**to_anthropic(req, "claude-x", 1024))
-    completion = from_anthropic(message.model_dump(), "claude-sonnet-4-5", 1_700_000_000)
+    completion = from_anthropic(message.model_dump(), "claude-sonnet-4-6", 1_700_000_000)
 
     assert sent["top_k"] == 5
     assert sent["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
@@ -429,12 +429,12 @@ def test_the_anthropic_sdk_accepts_the_translated_arguments_and_its_answer_trans
 
 
 def test_a_text_answer_becomes_a_chat_completion_under_the_public_model():
-    completion = from_anthropic(anthropic_message(), "claude-sonnet-4-5", 1_700_000_000)
+    completion = from_anthropic(anthropic_message(), "claude-sonnet-4-6", 1_700_000_000)
 
     assert completion.id == "chatcmpl-msg_01"
     assert completion.object == "chat.completion"
     assert completion.created == 1_700_000_000
-    assert completion.model == "claude-sonnet-4-5"
+    assert completion.model == "claude-sonnet-4-6"
     assert len(completion.choices) == 1
     choice = completion.choices[0]
     assert choice.index == 0

@@ -31,7 +31,7 @@ BASE_PATHS = {"deepseek": "/deepseek/v1", "openai": "/openai/v1", "anthropic": "
 MODELS = {
     "deepseek": ["deepseek-chat", "deepseek-reasoner"],
     "openai": ["gpt-4.1", "gpt-4.1-mini", "gpt-4o-mini", "o4-mini"],
-    "anthropic": ["claude-sonnet-4-5", "claude-haiku-4-5"],
+    "anthropic": ["claude-sonnet-4-6", "claude-haiku-4-5"],
 }
 DEFAULT_SWITCHES: dict[str, Any] = {
     "delay_ms": 0, "status": None, "retry_after": None, "hang": False, "hang_s": 60.0,
