@@ -6,9 +6,12 @@ allow extra keys so that newer OpenAI fields inside a message or tool pass throu
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from deepseek_gateway.validation import MAX_INT64, MAX_JSON_DEPTH, nesting_exceeds
 
 # --- request -------------------------------------------------------------------------------------
 
@@ -91,6 +94,26 @@ class AssistantMessage(_Open):
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
     reasoning_content: str | None = None
+
+    @field_validator("tool_calls")
+    @classmethod
+    def _arguments_not_too_deep(cls, calls: list[ToolCall] | None) -> list[ToolCall] | None:
+        """Arguments are JSON in a string, decoded again downstream (safety, the Anthropic translation): held to
+        the same depth as a request body, which past Python's recursion limit would be a 500."""
+        for call in calls or ():
+            arguments = call.function.arguments
+            if arguments.count("{") + arguments.count("[") <= MAX_JSON_DEPTH:
+                continue
+            try:
+                too_deep = nesting_exceeds(json.loads(arguments))
+            except RecursionError:
+                too_deep = True
+            except ValueError:
+                continue  # not JSON: read as text everywhere
+            if too_deep:
+                raise ValueError(f"the arguments of tool call {call.id[:64]!r} nest more than {MAX_JSON_DEPTH} "
+                                 "levels deep")
+        return calls
 
     @model_validator(mode="after")
     def _has_content_or_tool_calls(self) -> AssistantMessage:
@@ -177,8 +200,8 @@ class ChatCompletionRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_INT64)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_INT64)
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1, le=8)
     seed: int | None = None

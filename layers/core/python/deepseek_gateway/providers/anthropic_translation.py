@@ -26,6 +26,7 @@ from deepseek_gateway.models.chat import (
     ToolCall,
     Usage,
 )
+from deepseek_gateway.validation import NotJsonError, strict_json
 
 # Arguments of `messages.create` an extension may set directly; any other extension goes into
 # `extra_body`, because the SDK raises TypeError on an unknown keyword argument.
@@ -164,8 +165,13 @@ def _arguments(call: ToolCall, i: int) -> dict[str, Any]:
     if not call.function.arguments.strip():
         return {}  # some clients echo "" for a function without parameters
     try:
-        arguments = json.loads(call.function.arguments)
-    except json.JSONDecodeError:
+        # Strict: decoded NaN, Infinity or an unpaired surrogate would reach the SDK's encoder, which cannot
+        # write them — a failed call read as the provider's fault (a 502), not the request's.
+        arguments = strict_json(call.function.arguments)
+    except NotJsonError as exc:
+        raise InvalidRequestError(f"The arguments of tool call {call.id!r} contain {exc}.",
+                                  param=f"messages[{i}].tool_calls") from None
+    except (ValueError, RecursionError):
         arguments = None
     if not isinstance(arguments, dict):
         raise InvalidRequestError(

@@ -12,7 +12,7 @@ from deepseek_gateway.policy.models import TenantPolicy
 from deepseek_gateway.tenancy.models import KeyCreate, TenantCreate, TenantUpdate
 from deepseek_gateway.validation import parse_model
 from deepseek_gateway.web.auth import require
-from deepseek_gateway.web.body import read_json_body
+from deepseek_gateway.web.body import read_json_body, request_text
 from deepseek_gateway.web.responses import json_response
 from deepseek_gateway.web.services import get_services
 from deepseek_gateway.web.usage_query import usage_totals
@@ -24,7 +24,7 @@ ADMIN_BODY_LIMIT = 64 * 1024
 
 
 def _body() -> object:
-    return read_json_body(router.current_event.decoded_body, ADMIN_BODY_LIMIT)
+    return read_json_body(request_text(router.current_event), ADMIN_BODY_LIMIT)
 
 
 def _operator() -> str:

@@ -16,7 +16,7 @@ from deepseek_gateway.files.store import FileObjectNotFoundError
 from deepseek_gateway.observability import logger
 from deepseek_gateway.validation import parse_model
 from deepseek_gateway.web.auth import require
-from deepseek_gateway.web.body import read_json_body
+from deepseek_gateway.web.body import read_json_body, request_text
 from deepseek_gateway.web.responses import json_response
 from deepseek_gateway.web.services import get_services
 
@@ -36,7 +36,7 @@ def create_batch() -> Response:
     """`{"input_file_id", "endpoint": "/v1/chat/completions", "completion_window": "24h", "metadata"?}`."""
     principal = require(router, "batch")
     services = get_services()
-    request = parse_model(BatchCreate, read_json_body(router.current_event.decoded_body, CREATE_REQUEST_LIMIT))
+    request = parse_model(BatchCreate, read_json_body(request_text(router.current_event), CREATE_REQUEST_LIMIT))
     try:
         file = services.files.get(principal.tenant_id, request.input_file_id)
     except FileObjectNotFoundError as exc:

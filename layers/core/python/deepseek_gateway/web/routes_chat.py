@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from deepseek_gateway.observability import logger
 from deepseek_gateway.streaming import to_event_stream
 from deepseek_gateway.web.auth import require
-from deepseek_gateway.web.body import read_json_body
+from deepseek_gateway.web.body import read_json_body, request_text
 from deepseek_gateway.web.responses import json_response
 from deepseek_gateway.web.services import get_services
 
@@ -22,7 +22,7 @@ def create_chat_completion() -> Response:
     principal = require(router, "chat")
     services = get_services()
     started = time.perf_counter()
-    body = read_json_body(router.current_event.decoded_body, services.settings.max_request_bytes)
+    body = read_json_body(request_text(router.current_event), services.settings.max_request_bytes)
     request = services.chat.parse(body)
     if services.settings.log_content:
         logger.debug("chat request content", extra={"messages": body.get("messages")})  # type: ignore[union-attr]

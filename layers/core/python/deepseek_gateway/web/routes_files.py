@@ -7,9 +7,6 @@ like an unknown one. Files larger than a request through API Gateway and Lambda 
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
@@ -19,7 +16,7 @@ from deepseek_gateway.files.multipart import parse_form
 from deepseek_gateway.observability import logger
 from deepseek_gateway.validation import parse_model
 from deepseek_gateway.web.auth import require
-from deepseek_gateway.web.body import read_json_body
+from deepseek_gateway.web.body import read_json_body, request_bytes, request_text
 from deepseek_gateway.web.responses import json_response
 from deepseek_gateway.web.services import get_services
 
@@ -30,24 +27,12 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 UPLOAD_REQUEST_LIMIT = 16 * 1024
 
 
-def _raw_body() -> bytes:
-    """The exact request bytes: API Gateway base64-encodes binary media types (multipart/form-data)."""
-    event = router.current_event
-    body = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidRequestError("The request body is not valid base64.", code="invalid_body") from None
-    return body.encode("utf-8", "surrogatepass")
-
-
 @router.post("/files")
 def create_file() -> Response:
     """multipart/form-data with `file` (a UTF-8 JSONL file for `batch`) and `purpose` (`batch`)."""
     principal = require(router, "files")
     store = get_services().files
-    raw = _raw_body()
+    raw = request_bytes(router.current_event)  # multipart/form-data arrives base64-encoded
     limit = store.limits.max_file_bytes
     if len(raw) > limit + MULTIPART_OVERHEAD_BYTES:
         raise PayloadTooLargeError(
@@ -84,7 +69,7 @@ def create_upload() -> Response:
     """
     principal = require(router, "files")
     store = get_services().files
-    request = parse_model(UploadCreate, read_json_body(router.current_event.decoded_body, UPLOAD_REQUEST_LIMIT))
+    request = parse_model(UploadCreate, read_json_body(request_text(router.current_event), UPLOAD_REQUEST_LIMIT))
     upload = store.create_upload(principal.tenant_id, request)
     logger.info("presigned upload created", extra={"tenant_id": principal.tenant_id, "file_id": upload.file.id,
                                                    "bytes": request.bytes})
