@@ -341,6 +341,26 @@ def test_set_add_remove_if_not_exists_and_list_append_still_compute_the_same(db)
         assert item["l"] == {"L": [{"N": "9"}]} and "n" not in item, round_
 
 
+def test_a_decimal_sum_back_to_zero_is_zero_and_adds_again(db):
+    # Given a cost counter that a reservation raised and its hand-back lowered to exactly zero
+    client, table = db
+    key = {"pk": {"S": "COST"}, "sk": {"S": "1"}}
+
+    def add(expression: str, amount: str) -> dict[str, Any]:
+        return client.update_item(TableName=table, Key=key, UpdateExpression=expression,
+                                  ExpressionAttributeValues={":v": {"N": amount}}, ReturnValues="ALL_NEW")["Attributes"]
+
+    add("ADD cost :v", "0.00000042")
+    # When it goes back to zero, by ADD and by SET arithmetic
+    assert add("ADD cost :v", "-0.00000042")["cost"] == {"N": "0"}
+    assert add("SET cost = cost + :v", "0.5")["cost"] == {"N": "0.5"}
+    assert add("SET cost = cost - :v", "0.50")["cost"] == {"N": "0"}
+    # Then it is DynamoDB's "0" and further additions work, written without exponent or trailing zeros
+    assert add("ADD cost :v", "1")["cost"] == {"N": "1"}
+    assert add("ADD cost :v", "1E+2")["cost"] == {"N": "101"}
+    assert add("SET cost = cost + :v", "0.250")["cost"] == {"N": "101.25"}
+
+
 def test_a_transaction_with_a_failing_condition_changes_nothing(db):
     client, table = db
     _open(client, table)
