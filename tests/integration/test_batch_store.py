@@ -287,3 +287,54 @@ def test_given_a_line_result_when_written_then_the_tables_ttl_removes_it_a_week_
     item = env.client.get_item(TableName=TABLE, Key=key)["Item"]
     assert item["expires_at"] == {"N": str(1_767_225_600 + 7 * 86_400)}
     assert "expires_at" not in raw_item(env, "acme", batch.id)
+
+
+class CountingClient:
+    """The moto client, counting TransactWriteItems calls (a fake around the real one, no global patch)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.transactions = 0
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        self.transactions += 1
+        return self._client.transact_write_items(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_given_250_invalid_lines_when_their_errors_are_written_then_three_transactions_store_and_count_each(env):
+    counting = CountingClient(env.client)
+    store = BatchStore(TABLE, counting, clock=env.clock, sleep=env.sleeps.append)
+    batch = new_batch(store)
+    errors = [(line, f"c{line}", result_of(f"c{line}")) for line in range(1, 251)]
+
+    written = store.write_error_results("acme", batch.id, errors)
+
+    assert written == 250
+    assert counting.transactions == 3  # 99 + 99 + 52 lines, each with one ADD to the count
+    assert store.get("acme", batch.id).request_counts.failed == 250
+    results = list(store.line_results("acme", batch.id))
+    assert [(r.line, r.custom_id, r.kind) for r in results] == [(n, f"c{n}", "error") for n in range(1, 251)]
+
+
+def test_given_some_lines_written_by_an_earlier_attempt_when_written_again_then_each_line_counts_once(env):
+    batch = new_batch(env.store)
+    errors = [(line, f"c{line}", result_of(f"c{line}")) for line in range(1, 151)]
+    env.store.write_error_results("acme", batch.id, errors[:120])  # the attempt that died after 120 lines
+
+    written = env.store.write_error_results("acme", batch.id, errors)  # the redelivered message
+
+    assert written == 30
+    assert env.store.get("acme", batch.id).request_counts.failed == 150
+    assert len(list(env.store.line_results("acme", batch.id))) == 150
+
+
+def test_given_a_missing_batch_when_error_results_are_written_then_nothing_is_stored(env):
+    missing = time_ordered_id("batch_")
+
+    with pytest.raises(BatchNotFoundError):
+        env.store.write_error_results("acme", missing, [(1, "a", result_of("a")), (2, "b", result_of("b"))])
+
+    assert list(env.store.line_results("acme", missing)) == []

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from botocore.exceptions import ClientError
 from deepseek_gateway.auth.principal import Principal
+from deepseek_gateway.batches import ingestion as ingestion_module
 from deepseek_gateway.batches.ingestion import ExecutionStarter, count_lines
 from deepseek_gateway.batches.ingestion_runtime import reset_runtime
 from deepseek_gateway.batches.objects import OutputFiles
@@ -300,6 +301,60 @@ def test_given_a_file_that_cannot_be_a_batch_when_ingested_then_the_batch_fails_
         assert [(e.line, e.code) for e in batch.errors.data] == [(1, "model_not_found"), (2, "invalid_request")]
     else:
         assert [e.code for e in batch.errors.data] == [code]
+
+
+def test_given_a_file_read_in_pieces_that_split_lines_and_characters_when_ingested_then_it_is_as_if_read_whole(
+        cloud, monkeypatch):
+    monkeypatch.setattr(ingestion_module, "_STREAM_CHUNK", 5)  # S3's body in 5-byte reads
+    text = "caf\u00e9 \U0001f642 \u6f22\u5b57"
+    data = b"".join([b"\xef\xbb\xbf" + line("r1", messages=[{"role": "user", "content": text}]).rstrip(b"\n") + b"\r\n",
+                     b"\n", b"{broken\n", line("r4"), line("r4"), line("r6").rstrip(b"\n")])
+    direct_upload(cloud, "pieces.jsonl", data)
+
+    deliver(cloud)
+
+    batch = the_batch(cloud)
+    assert (batch.status, batch.request_counts.total, batch.request_counts.failed) == ("in_progress", 5, 2)
+    results = {r.line: r.result["error"]["code"] for r in cloud.batches.line_results("acme", batch.id)}
+    assert results == {3: "invalid_json_line", 5: "duplicate_custom_id"}
+    [execution] = executions(cloud)
+    items = [item for chunk in execution["input"]["chunks"]
+             for item in json.loads(cloud.s3.get_object(Bucket=RESULTS, Key=chunk["key"])["Body"].read())]
+    assert [(item["line"], item["custom_id"]) for item in items] == [(1, "r1"), (4, "r4"), (6, "r6")]
+    assert items[0]["body"]["messages"] == [{"role": "user", "content": text}]
+
+
+def test_given_an_object_larger_than_its_file_record_says_when_ingested_then_the_batch_fails_as_too_large(cloud):
+    batch_id = submitted_through_the_api(cloud, valid_lines(2))
+    file_id = cloud.batches.get("acme", batch_id).input_file_id
+    too_large = valid_lines(1) * 400  # over MAX_BATCH_FILE_BYTES
+    cloud.s3.put_object(Bucket=UPLOADS, Key=object_key("acme", file_id), Body=too_large)
+
+    deliver(cloud)
+
+    batch = cloud.batches.get("acme", batch_id)
+    assert batch.status == "failed" and batch.errors is not None
+    assert [(e.code, e.message) for e in batch.errors.data] == [
+        ("file_too_large", f"The file is {len(too_large)} bytes; a batch file may have at most 50000.")]
+    assert executions(cloud) == []
+
+
+def test_given_the_results_bucket_refuses_the_chunks_when_retried_later_then_the_batch_starts_once(cloud):
+    cloud.s3.delete_bucket(Bucket=RESULTS)
+    batch_id = submitted_through_the_api(cloud, valid_lines(7) + line("bad", model="nope"))
+    [submitted] = [m["Body"] for m in received(cloud, cloud.ingestion_url) if "batch.submitted" in m["Body"]]
+
+    assert run(cloud, [submitted]) == [0]  # raised: SQS brings it back
+    assert cloud.batches.get("acme", batch_id).status == "validating" and executions(cloud) == []
+    cloud.s3.create_bucket(Bucket=RESULTS)
+    assert run(cloud, [submitted]) == []
+
+    batch = cloud.batches.get("acme", batch_id)
+    assert (batch.status, batch.request_counts.total, batch.request_counts.failed) == ("in_progress", 8, 1)
+    [execution] = executions(cloud)
+    chunks = execution["input"]["chunks"]
+    items = [json.loads(cloud.s3.get_object(Bucket=RESULTS, Key=c["key"])["Body"].read()) for c in chunks]
+    assert [[item["line"] for item in chunk] for chunk in items] == [[1, 2], [3, 4], [5, 6], [7]]
 
 
 def test_given_a_batch_cancelled_while_validating_when_ingested_then_its_workflow_starts_to_finalize_it(cloud):

@@ -1,4 +1,5 @@
-"""Batch input lines: what ingestion accepts, what becomes an error line, what fails the file; the file shapes."""
+"""Batch input lines: what ingestion accepts, what becomes an error line, what fails the file; the file shapes;
+the same when the file streams in, in pieces."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import pytest
 from deepseek_gateway.batches.lines import (
     BatchFileError,
+    LineChecker,
+    chunk_bodies,
     chunk_body,
     chunk_key,
     error_result,
@@ -94,6 +97,34 @@ def test_given_a_line_over_the_byte_limit_when_validated_then_it_fails_with_its_
     assert [(e.line, e.custom_id, e.code) for e in checked.errors] == [(2, "big", "request_too_large")]
 
 
+@pytest.mark.parametrize("bad", [b'"temperature": NaN', b'"temperature": Infinity', b'"user": "\\ud800"',
+                                 b'"metadata": ' + b'[' * 70 + b']' * 70])
+def test_given_a_line_a_request_body_could_not_carry_when_validated_then_it_fails_as_invalid_json(bad):
+    # Given a line whose body has what the synchronous path refuses as `invalid_json`
+    body = json.dumps({"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]})
+    raw = b'{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": ' + \
+        body[:-1].encode() + b", " + bad + b"}}"
+
+    # When the file is validated
+    checked = validate(line("ok") + b"\n" + raw)
+
+    # Then that line is an `invalid_json_line` error (never sent to a provider), the other one valid
+    assert [i.custom_id for i in checked.items] == ["ok"]
+    assert [(e.line, e.code) for e in checked.errors] == [(2, "invalid_json_line")]
+
+
+def test_given_a_line_of_megabytes_when_validated_then_it_fails_without_being_parsed_for_its_custom_id():
+    # Given a file whose second line is 2 MiB (a file of one huge line would otherwise be parsed whole)
+    huge = line("huge", body={**BODY, "messages": [{"role": "user", "content": "😀" * (512 * 1024)}]})
+
+    # When it is validated
+    checked = validate(line("small") + b"\n" + huge)
+
+    # Then the line fails as too large, named by its line number only
+    assert len(huge) > 2 * 1024 * 1024
+    assert [(e.line, e.custom_id, e.code) for e in checked.errors] == [(2, None, "request_too_large")]
+
+
 @pytest.mark.parametrize(("data", "code", "limits"), [
     (b"", "empty_file", {}),
     (b"\n  \n\n", "empty_file", {}),
@@ -159,3 +190,83 @@ def test_given_ids_made_in_a_burst_when_sorted_then_they_keep_their_creation_ord
 
     assert ids == sorted(ids) and len(set(ids)) == 50
     assert all(len(i) == len("batch_") + 24 for i in ids)
+
+
+# --- streamed: the file's bytes in pieces, as the ingestion reads them from S3 ---------------------
+
+
+def check_in_pieces(data: bytes, size: int, **limits: int):
+    checker = LineChecker(endpoint=ENDPOINT, catalogue=load_catalogue(), max_lines=limits.get("max_lines", 100),
+                          max_line_bytes=limits.get("max_line_bytes", 4096))
+    items = list(checker.items(data[i:i + size] for i in range(0, len(data), size)))
+    return items, checker
+
+
+MIXED = b"".join([
+    b"\xef\xbb\xbf" + line("bom") + b"\r\n",                                          # 1
+    b"\n",                                                                           # 2: blank
+    line("accents", body={**BODY, "messages": [{"role": "user", "content": "caf\u00e9 \U0001f642"}]}) + b"\n",
+    b"{not json\n",                                                                  # 4
+    b"  \t \r\n",                                                                    # 5: blank
+    line("bom") + b"\n",                                                             # 6: duplicate
+    line("big", body={**BODY, "messages": [{"role": "user", "content": "\u00e9" * 400}]}) + b"\n",  # 7: too large
+    line("last"),                                                                    # 8: no final newline
+])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 64, len(MIXED)])
+def test_given_a_file_in_pieces_that_split_lines_and_characters_when_checked_then_it_is_as_the_whole_file(size):
+    items, checker = check_in_pieces(MIXED, size, max_line_bytes=600)
+
+    assert [(i.line, i.custom_id) for i in items] == [(1, "bom"), (3, "accents"), (8, "last")]
+    assert items[1].body["messages"][0]["content"] == "caf\u00e9 \U0001f642"
+    assert [(e.line, e.custom_id, e.code) for e in checker.errors] == [
+        (4, None, "invalid_json_line"), (6, "bom", "duplicate_custom_id"), (7, "big", "request_too_large")]
+    assert (checker.total, checker.valid, checker.prompt_tokens) == (6, 3, sum(i.prompt_tokens for i in items))
+    whole = validate(MIXED, max_line_bytes=600)
+    assert (items, checker.errors) == (whole.items, whole.errors)
+
+
+@pytest.mark.parametrize("size", [1, 4, 1024])
+def test_given_a_byte_that_is_not_utf8_when_checked_in_pieces_then_its_offset_and_line_are_the_files(size):
+    data = b"\xef\xbb\xbf" + line("a") + b"\n\n" + line("b")[:20] + b"\xe9t\xc3" + line("b")[20:] + b"\n"
+
+    with pytest.raises(BatchFileError) as raised:
+        check_in_pieces(data, size)
+
+    offset = len(line("a")) + 2 + 20  # after the byte order mark
+    assert raised.value.code == "invalid_file_encoding"
+    assert raised.value.message == f"The file is not UTF-8 text (invalid byte at offset {offset}, line 3)."
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_given_too_many_requests_and_a_byte_that_is_not_utf8_further_on_then_the_encoding_is_what_fails(streamed):
+    data = b"\n".join([line(f"r{i}") for i in range(4)] + [b"\xff"])
+
+    with pytest.raises(BatchFileError) as raised:
+        check_in_pieces(data, 7, max_lines=3) if streamed else validate(data, max_lines=3)
+
+    assert raised.value.code == "invalid_file_encoding"
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"", "empty_file"),
+    (b" \r\n\n", "empty_file"),
+    (b"\n".join(line(f"r{i}") for i in range(4)), "too_many_requests"),
+    (b"{bad\n" + line(method="GET"), "no_valid_requests"),
+])
+def test_given_a_file_level_problem_when_checked_in_pieces_then_it_raises_once_the_file_is_read(data, code):
+    with pytest.raises(BatchFileError) as raised:
+        check_in_pieces(data, 3, max_lines=3)
+
+    assert raised.value.code == code
+
+
+def test_given_items_when_made_into_chunk_bodies_then_they_are_the_chunks_split_chunks_gives():
+    items = [BatchItem(line=i, custom_id=f"r{i}", body={"model": "m", "x": "\u00e9" * (10 * i)}) for i in range(1, 12)]
+
+    for budget in ({"max_items": 3, "max_bytes": 10_000}, {"max_items": 100, "max_bytes": 300}):
+        bodies = list(chunk_bodies(iter(items), **budget))
+
+        assert bodies == [chunk_body(chunk) for chunk in split_chunks(items, **budget)]
+        assert [BatchItem.model_validate(v) for body in bodies for v in json.loads(body)] == items

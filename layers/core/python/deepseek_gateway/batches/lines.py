@@ -5,6 +5,10 @@ Each non-empty line must be `{"custom_id": str, "method": "POST", "url": <the ba
 it. Line numbers are the file's 1-based physical line numbers; blank lines are skipped and not
 counted. A bad line becomes an error result; a problem with the file as a whole raises BatchFileError.
 
+The ingestion streams the file (LineChecker, chunk_bodies): it holds one line at a time and the valid
+lines as chunk JSON, never the whole file decoded, so a 200 MB file fits its function's memory whatever
+its text (a line with one character outside the BMP takes 4 bytes a character once decoded).
+
 The output and error files are OpenAI's:
 
     {"id": "batch_req_…", "custom_id": "…", "response": {"status_code": 200, "request_id": "…", "body": {…}},
@@ -15,8 +19,8 @@ The output and error files are OpenAI's:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -24,8 +28,11 @@ from deepseek_gateway.batches.models import LINE_ID_PREFIX, MAX_CUSTOM_ID, Batch
 from deepseek_gateway.catalogue import Catalogue
 from deepseek_gateway.errors import GatewayError, InvalidRequestError
 from deepseek_gateway.ids import time_ordered_id
+from deepseek_gateway.validation import MAX_JSON_DEPTH, NotJsonError, nesting_exceeds, strict_json
 
 _LINE_FIELDS = ("custom_id", "method", "url", "body")
+_BOM = b"\xef\xbb\xbf"
+_T = TypeVar("_T")
 MAX_FILE_ERRORS = 100  # line errors repeated in a failed batch's `errors` when no line is valid
 
 
@@ -103,9 +110,16 @@ def _line_error(number: int, custom_id: str | None, code: str, message: str, par
 def _check_line(number: int, raw: str, *, endpoint: str, catalogue: Catalogue,
                 seen: set[str]) -> BatchItem | LineError:
     try:
-        value = json.loads(raw)
-    except ValueError as exc:
+        value = strict_json(raw)  # as a request body is read: NaN, Infinity, lone surrogates are no JSON
+    except NotJsonError as exc:
+        return _line_error(number, None, "invalid_json_line", f"Line {number} is not valid JSON: it contains {exc}.")
+    except json.JSONDecodeError as exc:
         return _line_error(number, None, "invalid_json_line", f"Line {number} is not valid JSON ({exc.msg}).")
+    except (ValueError, RecursionError):
+        return _line_error(number, None, "invalid_json_line", f"Line {number} is not valid JSON.")
+    if raw.count("{") + raw.count("[") > MAX_JSON_DEPTH and nesting_exceeds(value):
+        return _line_error(number, None, "invalid_json_line",
+                           f"Line {number} nests lists and objects more than {MAX_JSON_DEPTH} levels deep.")
     if not isinstance(value, dict):
         return _line_error(number, None, "invalid_json_line", f"Line {number} is not a JSON object.")
     custom_id = value.get("custom_id")
@@ -142,46 +156,109 @@ def _check_line(number: int, raw: str, *, endpoint: str, catalogue: Catalogue,
     return BatchItem(line=number, custom_id=custom_id, body=body, prompt_tokens=estimate_prompt_tokens(request))
 
 
+def physical_lines(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The physical lines (without their `\\n`) of a file given as its bytes in pieces of any size; as
+    `data.split(b"\\n")`, the last one is what follows the last newline (empty after a final newline)."""
+    pending: list[bytes] = []  # the pieces of the line in progress
+    for piece in pieces:
+        parts = piece.split(b"\n")
+        if len(parts) == 1:
+            pending.append(piece)
+            continue
+        pending.append(parts[0])
+        pending[:] = [b"".join(pending)]  # a long line's pieces go as it is joined, and it goes with the caller
+        yield pending.pop()
+        yield from parts[1:-1]
+        pending.append(parts[-1])
+    pending[:] = [b"".join(pending)]
+    yield pending.pop()
+
+
+class LineChecker:
+    """Validates a batch file line by line as its bytes arrive, as validate_lines does with the whole file.
+
+    `items(pieces)` yields the valid lines' items in file order; the invalid lines' errors collect in `errors`.
+    A problem with the file as a whole raises BatchFileError, with validate_lines' precedence: a byte that is
+    not UTF-8 anywhere in the file first (so after too many requests, the rest is still read for that), then
+    more than `max_lines` requests, then, at the end, an empty file or one without a valid line.
+    """
+
+    def __init__(self, *, endpoint: str, catalogue: Catalogue, max_lines: int, max_line_bytes: int) -> None:
+        self._endpoint = endpoint
+        self._catalogue = catalogue
+        self._max_lines = max_lines
+        self._max_line_bytes = max_line_bytes
+        self.errors: list[LineError] = []
+        self.valid = 0  # items yielded
+        self.prompt_tokens = 0  # theirs, estimated as the synchronous path estimates them
+
+    @property
+    def total(self) -> int:
+        """Every counted line of the file: `request_counts.total`."""
+        return self.valid + len(self.errors)
+
+    def items(self, pieces: Iterable[bytes]) -> Iterator[BatchItem]:
+        seen: set[str] = set()
+        offset = 0  # of the line's first byte in the file (after a byte order mark)
+        too_many = False
+        for number, physical in enumerate(physical_lines(pieces), start=1):
+            if number == 1 and physical.startswith(_BOM):
+                physical = physical[len(_BOM):]  # a byte order mark is not part of the first line
+            try:
+                text = physical.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BatchFileError(f"The file is not UTF-8 text (invalid byte at offset {offset + exc.start}, "
+                                     f"line {number}).", code="invalid_file_encoding") from None
+            offset += len(physical) + 1
+            size = len(physical) - physical.endswith(b"\r")  # the UTF-8 size of `raw` below
+            del physical  # a long line is held once, as text
+            raw = text[:-1] if text.endswith("\r") else text
+            if too_many or not raw.strip():
+                continue
+            if self.total >= self._max_lines:
+                too_many = True  # raised once the rest of the file is known to be UTF-8
+                continue
+            if size > self._max_line_bytes:
+                custom_id = _custom_id_of(raw) if size <= _CUSTOM_ID_SEARCH_BYTES else None
+                self.errors.append(_line_error(number, custom_id, "request_too_large",
+                                               f"Line {number} is {size} bytes; a batch request may be at most "
+                                               f"{self._max_line_bytes} bytes."))
+                continue
+            checked = _check_line(number, raw, endpoint=self._endpoint, catalogue=self._catalogue, seen=seen)
+            if isinstance(checked, LineError):
+                self.errors.append(checked)
+                continue
+            self.valid += 1
+            self.prompt_tokens += checked.prompt_tokens
+            yield checked
+        if too_many:
+            raise BatchFileError(f"The file has more than {self._max_lines} requests; a batch takes at most "
+                                 f"{self._max_lines}.", code="too_many_requests")
+        if not self.total:
+            raise BatchFileError("The file is empty; a batch file has one JSON request per line.", code="empty_file")
+        if not self.valid:
+            errors = self.errors
+            shown = [BatchError(code=e.code, message=e.message, param=e.param, line=e.line)
+                     for e in errors[:MAX_FILE_ERRORS]]
+            raise BatchFileError(f"No line of the file is a valid request ({len(errors)} invalid); the first: "
+                                 f"line {errors[0].line}: {errors[0].message}", code="no_valid_requests",
+                                 errors=shown)
+
+
 def validate_lines(data: bytes, *, endpoint: str, catalogue: Catalogue, max_lines: int, max_line_bytes: int,
                    max_file_bytes: int | None = None) -> ValidatedFile:
     """Every counted line, either valid (an item) or not (an error); BatchFileError for the file as a whole."""
     if max_file_bytes is not None and len(data) > max_file_bytes:
         raise BatchFileError(f"The file is {len(data)} bytes; a batch file may have at most {max_file_bytes}.",
                              code="file_too_large")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]  # a byte order mark is not part of the first line
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise BatchFileError(f"The file is not UTF-8 text (invalid byte at offset {exc.start}, line {line}).",
-                             code="invalid_file_encoding") from None
-    items: list[BatchItem] = []
-    errors: list[LineError] = []
-    seen: set[str] = set()
-    for number, physical in enumerate(text.split("\n"), start=1):
-        raw = physical[:-1] if physical.endswith("\r") else physical
-        if not raw.strip():
-            continue
-        if len(items) + len(errors) >= max_lines:
-            raise BatchFileError(f"The file has more than {max_lines} requests; a batch takes at most {max_lines}.",
-                                 code="too_many_requests")
-        size = len(raw.encode("utf-8"))
-        if size > max_line_bytes:
-            errors.append(_line_error(number, _custom_id_of(raw), "request_too_large",
-                                      f"Line {number} is {size} bytes; a batch request may be at most "
-                                      f"{max_line_bytes} bytes."))
-            continue
-        checked = _check_line(number, raw, endpoint=endpoint, catalogue=catalogue, seen=seen)
-        (items if isinstance(checked, BatchItem) else errors).append(checked)  # type: ignore[arg-type]
-    if not items and not errors:
-        raise BatchFileError("The file is empty; a batch file has one JSON request per line.", code="empty_file")
-    if not items:
-        shown = [BatchError(code=e.code, message=e.message, param=e.param, line=e.line)
-                 for e in errors[:MAX_FILE_ERRORS]]
-        raise BatchFileError(f"No line of the file is a valid request ({len(errors)} invalid); the first: "
-                             f"line {errors[0].line}: {errors[0].message}", code="no_valid_requests", errors=shown)
-    return ValidatedFile(items=items, errors=errors)
+    checker = LineChecker(endpoint=endpoint, catalogue=catalogue, max_lines=max_lines, max_line_bytes=max_line_bytes)
+    items = list(checker.items([data]))
+    return ValidatedFile(items=items, errors=checker.errors)
+
+
+# A line too large to check is parsed for its custom_id only up to this size: parsing a 200 MB line (a file that
+# is one line) would take ~1.8 GB of the function's 2,048 MB for a name in an error result.
+_CUSTOM_ID_SEARCH_BYTES = 1024 * 1024
 
 
 def _custom_id_of(raw: str) -> str | None:
@@ -205,24 +282,37 @@ def chunk_key(tenant_id: str, batch_id: str, index: int) -> str:
     return f"{chunk_prefix(tenant_id, batch_id)}{index:05d}.json"
 
 
+def _chunked(entries: Iterable[tuple[_T, int]], *, max_items: int, max_bytes: int) -> Iterator[list[_T]]:
+    """Consecutive values (each with its JSON size) in chunks of at most `max_items` values and `max_bytes`
+    bytes as a JSON array (a lone value larger than `max_bytes` gets a chunk of its own)."""
+    current: list[_T] = []
+    size = 2  # the array's brackets
+    for value, value_bytes in entries:
+        value_bytes += 1  # and its comma
+        if current and (len(current) >= max_items or size + value_bytes > max_bytes):
+            yield current
+            current, size = [], 2
+        current.append(value)
+        size += value_bytes
+    if current:
+        yield current
+
+
 def split_chunks(items: Iterable[BatchItem], *, max_items: int, max_bytes: int) -> list[list[BatchItem]]:
     """Consecutive items in chunks of at most `max_items` items and `max_bytes` bytes of JSON (a lone item
     larger than `max_bytes` gets a chunk of its own)."""
-    chunks: list[list[BatchItem]] = []
-    current: list[BatchItem] = []
-    size = 2  # the array's brackets
-    for item in items:
-        item_bytes = len(item.model_dump_json().encode()) + 1  # and its comma
-        if current and (len(current) >= max_items or size + item_bytes > max_bytes):
-            chunks.append(current)
-            current, size = [], 2
-        current.append(item)
-        size += item_bytes
-    if current:
-        chunks.append(current)
-    return chunks
+    sized = ((item, len(item.model_dump_json().encode())) for item in items)
+    return list(_chunked(sized, max_items=max_items, max_bytes=max_bytes))
 
 
 def chunk_body(items: list[BatchItem]) -> bytes:
     """A chunk object's content: a JSON array of items `{"line", "custom_id", "body"}`."""
     return b"[" + b",".join(item.model_dump_json().encode() for item in items) + b"]"
+
+
+def chunk_bodies(items: Iterable[BatchItem], *, max_items: int, max_bytes: int) -> Iterator[bytes]:
+    """The chunk objects' contents, as chunk_body(split_chunks(items)) gives them, each as soon as it is
+    complete: an item is held as its JSON only, and serialized once."""
+    encoded = ((json_bytes, len(json_bytes)) for json_bytes in (item.model_dump_json().encode() for item in items))
+    for chunk in _chunked(encoded, max_items=max_items, max_bytes=max_bytes):
+        yield b"[" + b",".join(chunk) + b"]"

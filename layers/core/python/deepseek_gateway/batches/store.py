@@ -45,6 +45,7 @@ _TIMESTAMPS = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "
 # Concurrent line results of one batch all ADD to the batch record; DynamoDB cancels transactions that
 # touch an item another transaction is writing (`TransactionConflict`): those are retried here.
 _CONFLICT_ATTEMPTS = 6
+_TRANSACTION_ITEMS = 100  # DynamoDB's most items in one TransactWriteItems
 LINE_RESULT_TTL_S = 7 * 86_400
 
 
@@ -336,6 +337,58 @@ class BatchStore:
                     raise
                 self._sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not a secret
         raise AssertionError("unreachable")
+
+    def write_error_results(self, tenant_id: str, batch_id: str,
+                            errors: Iterable[tuple[int, str | None, dict[str, Any]]]) -> int:
+        """Error results of many lines, `(line, custom_id, result)`: up to 99 conditional Puts and one
+        `ADD failed :n` per transaction, so 25,000 invalid lines are ~250 calls, not 25,000 in sequence (the
+        ingestion function has 60 s). A line that has its result already (an earlier attempt wrote it) is
+        left out and not counted again. Returns how many results this call wrote; BatchNotFoundError if the
+        batch does not exist."""
+        written, group = 0, []
+        for error in errors:
+            group.append(error)
+            if len(group) == _TRANSACTION_ITEMS - 1:
+                written += self._write_error_group(tenant_id, batch_id, group)
+                group = []
+        if group:
+            written += self._write_error_group(tenant_id, batch_id, group)
+        return written
+
+    def _write_error_group(self, tenant_id: str, batch_id: str,
+                           group: list[tuple[int, str | None, dict[str, Any]]]) -> int:
+        conflicts = 0
+        while group:
+            puts = [self.line_result_items(tenant_id, batch_id, line=line, custom_id=custom_id, kind="error",
+                                           result=result)[0] for line, custom_id, result in group]
+            count = {"Update": {"TableName": self._table, "Key": self._key(tenant_id, batch_id),
+                                "UpdateExpression": "ADD #count :n", "ConditionExpression": "attribute_exists(pk)",
+                                "ExpressionAttributeNames": {"#count": "failed"},
+                                "ExpressionAttributeValues": {":n": {"N": str(len(group))}}}}
+            try:
+                self._db.transact_write_items(TransactItems=[*puts, count])
+                return len(group)
+            except Exception as exc:
+                if not condition_failed(exc):
+                    raise
+                codes = [str(reason.get("Code") or "None") for reason in _cancellation_reasons(exc)]
+                if not codes:  # no reasons (not DynamoDB's answer): ask line by line
+                    kept = [e for e in group if not self._has_line_result(tenant_id, batch_id, e[0])]
+                    if len(kept) == len(group):
+                        raise
+                    group = kept
+                    continue
+                if codes[-1] == "ConditionalCheckFailed":
+                    raise BatchNotFoundError(batch_id) from None
+                written_before = {i for i, code in enumerate(codes[:-1]) if code == "ConditionalCheckFailed"}
+                if written_before:
+                    group = [e for i, e in enumerate(group) if i not in written_before]
+                    continue
+                conflicts += 1
+                if "TransactionConflict" not in codes or conflicts == _CONFLICT_ATTEMPTS:
+                    raise
+                self._sleep(random.uniform(0, 0.05 * 2**conflicts))  # noqa: S311 - jitter, not a secret
+        return 0
 
     def _has_line_result(self, tenant_id: str, batch_id: str, line: int) -> bool:
         return "Item" in self._db.get_item(TableName=self._table, Key=self._line_key(tenant_id, batch_id, line),
