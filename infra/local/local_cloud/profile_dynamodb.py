@@ -177,15 +177,15 @@ def make_client(port: int, *, validation: bool = True) -> Any:
 class HotPath:
     """The gateway's two calls per chat request, built by its own CounterStore, LimitService and UsageLedger."""
 
-    def __init__(self, client: Any, *, key_limits: bool) -> None:
+    def __init__(self, client: Any, *, key_limits: bool, table: str = TABLE) -> None:
         from deepseek_gateway.limits.counters import CounterStore, Window
         from deepseek_gateway.limits.service import LimitService
         from deepseek_gateway.limits.usage import UsageLedger
         from deepseek_gateway.tenancy.models import Limits
 
         self.client = client
-        self.counters = CounterStore(TABLE, client)
-        self.ledger = UsageLedger(TABLE, client)
+        self.counters = CounterStore(table, client)
+        self.ledger = UsageLedger(table, client)
         self.limits = LimitService(self.counters, self.ledger, client)
         self.tenant = Limits(requests_per_minute=10**9, tokens_per_minute=10**12, monthly_budget_usd=Decimal(10**9),
                              concurrent_requests=64)
