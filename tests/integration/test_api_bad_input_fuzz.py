@@ -836,6 +836,59 @@ def test_given_nan_or_an_unpaired_surrogate_in_tool_call_arguments_for_an_anthro
         response = chat(gateway, json.dumps(body))
         assert response["statusCode"] == 400, (arguments, response["body"])
         assert error_of(response)["param"] == "messages[1].tool_calls"
-    # The same arguments are only a string to an OpenAI-compatible provider: passed on as they are.
+    # NaN in arguments is only a string to an OpenAI-compatible provider: passed on as it is. (A lone surrogate
+    # is refused for every model: the safety layer's redaction re-encodes arguments, see the next test.)
+    nan_call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"p": NaN}'}}
+    body["messages"][1]["tool_calls"] = [nan_call]
     response = chat(gateway, json.dumps({**body, "model": "deepseek-chat"}))
     assert response["statusCode"] == 200, response["body"]
+
+
+def test_given_usage_dates_that_are_no_calendar_dates_or_out_of_order_when_reading_usage_then_400_naming_them(
+        gateway):
+    """Was a 200 with no data: `2026-13-45` looked like a date."""
+    for query, param in (({"start": "2026-13-45"}, "start"), ({"end": "2026-02-30"}, "end"),
+                         ({"start": "2026-11-30", "end": "2026-11-01"}, "start"),
+                         ({"granularity": "month", "start": "2026-00"}, "start"), ({"start": "٢٠٢٦-01-01"}, "start")):
+        response = call(gateway, "GET", "/v1/usage", query=query)
+        assert response["statusCode"] == 400 and error_of(response)["param"] == param, (query, response["body"])
+    response = call(gateway, "GET", "/v1/usage", query={"start": "2026-02-28", "end": "2026-03-01"})
+    assert response["statusCode"] == 200, response["body"]
+
+
+def test_given_a_limit_in_other_digits_when_listing_batches_or_files_then_400_naming_limit(gateway):
+    """Was read as 3: Python's int() accepts any script's digits."""
+    for path in ("/v1/batches", "/v1/files"):
+        response = call(gateway, "GET", path, query={"limit": "٣"})
+        assert response["statusCode"] == 400 and error_of(response)["param"] == "limit", (path, response["body"])
+        assert call(gateway, "GET", path, query={"limit": "3"})["statusCode"] == 200
+
+
+def test_given_a_very_long_unknown_id_when_reading_it_then_the_404_does_not_echo_it_whole(gateway):
+    """Was a 404 whose message held the whole 5,000-character id."""
+    long_id = "x" * 5000
+    for path in (f"/v1/batches/batch_{long_id}", f"/v1/files/file-{long_id}", f"/v1/models/{long_id}"):
+        response = call(gateway, "GET", path)
+        assert response["statusCode"] == 404, (path[:40], response["body"][:200])
+        assert len(error_of(response)["message"]) < 300
+
+
+def test_given_an_escaped_unpaired_surrogate_in_tool_call_arguments_beside_a_card_number_when_posting_then_400(
+        gateway):
+    # Given tool-call arguments (JSON in a string) holding a lone `\ud800` escape and a card number the safety
+    # layer redacts by default, which means decoding and encoding the arguments again
+    arguments = '{"card": "4111 1111 1111 1111", "note": "\\ud800"}'
+    call_ = {"id": "c1", "type": "function", "function": {"name": "pay", "arguments": arguments}}
+    body = {"model": "deepseek-chat", "messages": [
+        {"role": "user", "content": "pay with my card"}, {"role": "assistant", "tool_calls": [call_]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sent"}]}
+
+    # When it is posted
+    response = chat(gateway, json.dumps(body))
+
+    # Then it is a 400 naming the tool call, not six failed provider attempts and a 502
+    assert response["statusCode"] == 400, response["body"]
+    assert error_of(response)["param"] == "messages[1].tool_calls"
+    # And a surrogate PAIR (an escaped emoji) is fine
+    call_["function"]["arguments"] = '{"card": "4111 1111 1111 1111", "note": "\\ud83d\\ude00"}'
+    assert chat(gateway, json.dumps(body))["statusCode"] == 200

@@ -60,6 +60,12 @@ class PermissionDeniedError(GatewayError):
     code = "permission_denied"
 
 
+def quoted_id(value: str, limit: int = 100) -> str:
+    """A caller-supplied id as an error message shows it: at most `limit` characters (a 5,000-character id
+    is not echoed back whole)."""
+    return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
+
+
 class NotFoundError(GatewayError):
     status = 404
     type = "invalid_request_error"
@@ -70,7 +76,8 @@ class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
 
     def __init__(self, model: str, *, param: str | None = "model") -> None:
-        super().__init__(f"The model `{model}` does not exist or you do not have access to it.", param=param)
+        super().__init__(f"The model `{quoted_id(model)}` does not exist or you do not have access to it.",
+                         param=param)
 
 
 class MethodNotAllowedError(GatewayError):

@@ -84,13 +84,22 @@ def strict_json(text: str) -> Any:
     (`"\\ud800"`) with NotJsonError. Any other malformation is a ValueError, as with json.loads, and nesting past
     Python's recursion limit a RecursionError."""
     value = _DECODER.decode(text)
-    if _SURROGATE_ESCAPE.search(text):
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise NotJsonError("an unpaired UTF-16 surrogate (\\ud800-\\udfff without its pair), which is not "
-                               "valid Unicode") from None
+    if unpaired_surrogate(text, value):
+        raise NotJsonError("an unpaired UTF-16 surrogate (\\ud800-\\udfff without its pair), which is not "
+                           "valid Unicode")
     return value
+
+
+def unpaired_surrogate(text: str, value: Any) -> bool:
+    """Whether `value`, decoded from the JSON `text`, holds an unpaired surrogate: no UTF-8 encoder (no provider
+    SDK) can write it. Only a `\\uD800`-`\\uDFFF` escape in the text can make one, so nothing else is walked."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def nesting_exceeds(value: object, limit: int = MAX_JSON_DEPTH) -> bool:

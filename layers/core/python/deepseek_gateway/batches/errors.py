@@ -4,7 +4,7 @@ state machine matches these by name, and `record` maps a name back to its `code`
 
 from __future__ import annotations
 
-from deepseek_gateway.errors import ConflictError, NotFoundError, UpstreamError
+from deepseek_gateway.errors import ConflictError, NotFoundError, UpstreamError, quoted_id
 
 
 class ProviderRetryableError(UpstreamError):
@@ -37,4 +37,4 @@ class BatchNotFoundError(NotFoundError):
     code = "batch_not_found"
 
     def __init__(self, batch_id: str) -> None:
-        super().__init__(f"No such batch: {batch_id}", param="batch_id")
+        super().__init__(f"No such batch: {quoted_id(batch_id)}", param="batch_id")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from deepseek_gateway.dynamo_types import deserialize as _deserialize
 from deepseek_gateway.dynamo_types import serialize as _serialize
-from deepseek_gateway.errors import ConflictError, InvalidRequestError, NotFoundError, PayloadTooLargeError
+from deepseek_gateway.errors import ConflictError, InvalidRequestError, NotFoundError, PayloadTooLargeError, quoted_id
 from deepseek_gateway.files.jsonl import check_jsonl
 from deepseek_gateway.files.models import (
     FILE_ID,
@@ -63,7 +63,7 @@ class FileObjectNotFoundError(NotFoundError):
     code = "file_not_found"
 
     def __init__(self, file_id: str) -> None:
-        super().__init__(f"No such File object: {file_id}", param="file_id")
+        super().__init__(f"No such File object: {quoted_id(file_id)}", param="file_id")
 
 
 @dataclass(frozen=True)

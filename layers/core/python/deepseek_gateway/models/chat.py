@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from deepseek_gateway.validation import MAX_INT64, MAX_JSON_DEPTH, nesting_exceeds
+from deepseek_gateway.validation import MAX_INT64, MAX_JSON_DEPTH, nesting_exceeds, unpaired_surrogate
 
 # --- request -------------------------------------------------------------------------------------
 
@@ -102,17 +102,22 @@ class AssistantMessage(_Open):
         the same depth as a request body, which past Python's recursion limit would be a 500."""
         for call in calls or ():
             arguments = call.function.arguments
-            if arguments.count("{") + arguments.count("[") <= MAX_JSON_DEPTH:
+            deep = arguments.count("{") + arguments.count("[") > MAX_JSON_DEPTH
+            if not deep and "\\u" not in arguments:
                 continue
             try:
-                too_deep = nesting_exceeds(json.loads(arguments))
+                decoded = json.loads(arguments)
             except RecursionError:
-                too_deep = True
+                decoded, deep = None, True
             except ValueError:
                 continue  # not JSON: read as text everywhere
-            if too_deep:
+            if deep and (decoded is None or nesting_exceeds(decoded)):
                 raise ValueError(f"the arguments of tool call {call.id[:64]!r} nest more than {MAX_JSON_DEPTH} "
                                  "levels deep")
+            # Redaction decodes and re-encodes them: a lone surrogate would fail every provider (a 502).
+            if unpaired_surrogate(arguments, decoded):
+                raise ValueError(f"the arguments of tool call {call.id[:64]!r} contain an unpaired UTF-16 "
+                                 "surrogate (\\ud800-\\udfff without its pair), which is not valid Unicode")
         return calls
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from deepseek_gateway.auth import api_keys
 from deepseek_gateway.dynamo_types import condition_failed
 from deepseek_gateway.dynamo_types import deserialize as _deserialize
 from deepseek_gateway.dynamo_types import serialize as _serialize
-from deepseek_gateway.errors import ConflictError, NotFoundError
+from deepseek_gateway.errors import ConflictError, NotFoundError, quoted_id
 from deepseek_gateway.policy.models import TenantPolicy
 from deepseek_gateway.tenancy.models import ApiKey, CreatedKey, KeyCreate, Limits, Tenant, TenantCreate, TenantUpdate
 
@@ -33,12 +33,12 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 class TenantNotFoundError(NotFoundError):
     def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"No tenant `{tenant_id}`.", code="tenant_not_found")
+        super().__init__(f"No tenant `{quoted_id(tenant_id)}`.", code="tenant_not_found")
 
 
 class KeyNotFoundError(NotFoundError):
     def __init__(self, key_id: str) -> None:
-        super().__init__(f"No API key `{key_id}`.", code="key_not_found")
+        super().__init__(f"No API key `{quoted_id(key_id)}`.", code="key_not_found")
 
 
 class TenantStore:

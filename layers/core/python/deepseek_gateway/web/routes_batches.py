@@ -10,13 +10,14 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from deepseek_gateway.batches.models import MAX_LIST_LIMIT, Batch, BatchCreate, BatchError
+from deepseek_gateway.batches.models import Batch, BatchCreate, BatchError
 from deepseek_gateway.errors import ConflictError, InvalidRequestError
 from deepseek_gateway.files.store import FileObjectNotFoundError
 from deepseek_gateway.observability import logger
 from deepseek_gateway.validation import parse_model
 from deepseek_gateway.web.auth import require
 from deepseek_gateway.web.body import read_json_body, request_text
+from deepseek_gateway.web.query import int_param
 from deepseek_gateway.web.responses import json_response
 from deepseek_gateway.web.services import get_services
 
@@ -74,11 +75,7 @@ def list_batches() -> Response:
     """Newest first; `limit` 1-100 (default 20), `after` the last id of the previous page."""
     principal = require(router, "batch")
     query = router.current_event.query_string_parameters or {}
-    try:
-        limit = int(query.get("limit", str(DEFAULT_LIST_LIMIT)))
-    except ValueError:
-        raise InvalidRequestError(f"`limit` must be an integer between 1 and {MAX_LIST_LIMIT}.",
-                                  param="limit") from None
+    limit = int_param(query, "limit", DEFAULT_LIST_LIMIT)
     page = get_services().batches.list(principal.tenant_id, limit=limit, after=query.get("after") or None)
     return json_response(200, page.model_dump(mode="json"))
 

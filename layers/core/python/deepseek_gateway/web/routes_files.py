@@ -17,6 +17,7 @@ from deepseek_gateway.observability import logger
 from deepseek_gateway.validation import parse_model
 from deepseek_gateway.web.auth import require
 from deepseek_gateway.web.body import read_json_body, request_bytes, request_text
+from deepseek_gateway.web.query import int_param
 from deepseek_gateway.web.responses import json_response
 from deepseek_gateway.web.services import get_services
 
@@ -80,10 +81,7 @@ def create_upload() -> Response:
 def list_files() -> Response:
     principal = require(router, "files")
     query = router.current_event.query_string_parameters or {}
-    try:
-        limit = int(query.get("limit", "10000"))
-    except ValueError:
-        raise InvalidRequestError("`limit` must be an integer.", param="limit") from None
+    limit = int_param(query, "limit", 10000)
     page = get_services().files.list(principal.tenant_id, purpose=query.get("purpose") or None, limit=limit,
                                      after=query.get("after") or None, order=query.get("order", "desc"))  # type: ignore[arg-type]
     return json_response(200, page.model_dump(mode="json", exclude_none=True))

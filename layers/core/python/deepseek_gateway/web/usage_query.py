@@ -10,8 +10,8 @@ from deepseek_gateway.errors import InvalidRequestError
 from deepseek_gateway.limits.usage import UsageLedger
 from deepseek_gateway.tenancy.store import KeyNotFoundError, TenantStore
 
-_FORMATS = {"day": (re.compile(r"^\d{4}-\d{2}-\d{2}$"), "%Y-%m-%d", "YYYY-MM-DD"),
-            "month": (re.compile(r"^\d{4}-\d{2}$"), "%Y-%m", "YYYY-MM")}
+_FORMATS = {"day": (re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), "%Y-%m-%d", "YYYY-MM-DD"),
+            "month": (re.compile(r"^[0-9]{4}-[0-9]{2}$"), "%Y-%m", "YYYY-MM")}
 
 
 def usage_totals(ledger: UsageLedger, store: TenantStore, tenant_id: str, query: dict[str, str]) -> dict[str, Any]:
@@ -26,6 +26,12 @@ def usage_totals(ledger: UsageLedger, store: TenantStore, tenant_id: str, query:
     for name, value in (("start", start), ("end", end)):
         if not pattern.match(value):
             raise InvalidRequestError(f"`{name}` must look like {shown}.", param=name)
+        try:
+            time.strptime(value, fmt)
+        except ValueError:
+            raise InvalidRequestError(f"`{name}` is not a calendar date: {value}.", param=name) from None
+    if start > end:  # same fixed-width format: the text orders as the dates do
+        raise InvalidRequestError(f"`start` ({start}) is after `end` ({end}).", param="start")
     key_id = query.get("key_id")
     if key_id and not store.has_key(tenant_id, key_id):
         raise KeyNotFoundError(key_id)  # another tenant's key looks exactly like no key
