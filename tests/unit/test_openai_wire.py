@@ -87,3 +87,20 @@ def test_the_provider_sends_what_create_sends(capture, raw):
     ours, sdks = seen
     assert ours == sdks
     assert json.loads(ours[3])["messages"] == messages
+
+
+def test_a_request_the_sdk_cannot_encode_is_a_400_and_never_reaches_the_provider(capture):
+    # Given a request that slipped past validation with a lone surrogate in its text
+    from deepseek_gateway.errors import InvalidRequestError
+
+    base_url, seen = capture
+    catalogue = load_catalogue()
+    request = parse_request({"model": "deepseek-chat", "messages": [{"role": "user", "content": "x"}]}, catalogue)
+    request.messages[0].content = "lone \ud800"
+    entry = catalogue.resolve(request.model)
+    provider = OpenAICompatibleProvider(entry.provider, base_url, lambda: "sk-test")
+
+    # When the provider is called, Then it is the request's 400, not a provider failure to retry elsewhere
+    with pytest.raises(InvalidRequestError):
+        provider.complete(request, entry, timeout_s=2)
+    assert seen == []

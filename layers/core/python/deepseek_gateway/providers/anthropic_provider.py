@@ -8,7 +8,7 @@ from typing import Any
 from deepseek_gateway.catalogue import ModelEntry
 from deepseek_gateway.models.chat import ChatCompletion, ChatCompletionRequest
 from deepseek_gateway.providers.anthropic_translation import from_anthropic, to_anthropic
-from deepseek_gateway.providers.base import ProviderFailure
+from deepseek_gateway.providers.base import ProviderFailure, unencodable_request
 from deepseek_gateway.providers.credentials import KeySource
 from deepseek_gateway.providers.sdk_client import SdkProvider
 
@@ -34,9 +34,12 @@ class AnthropicProvider(SdkProvider):
         kwargs = to_anthropic(request, entry.upstream, min(DEFAULT_MAX_TOKENS, entry.max_output_tokens))
         try:
             raw = client.with_options(timeout=timeout_s).messages.with_raw_response.create(**kwargs)
-            data = raw.http_response.json()
         except anthropic.APIError as exc:
             raise classify(exc, anthropic, "anthropic") from exc
+        except UnicodeEncodeError as exc:
+            raise unencodable_request() from exc
+        try:
+            data = raw.http_response.json()
         except ValueError as exc:
             raise ProviderFailure("anthropic", "malformed", "the provider's answer was not JSON") from exc
         if not isinstance(data, dict) or data.get("type") != "message":

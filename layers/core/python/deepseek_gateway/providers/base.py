@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from deepseek_gateway.catalogue import ModelEntry, ProviderName
+from deepseek_gateway.errors import InvalidRequestError
 from deepseek_gateway.models.chat import ChatCompletion, ChatCompletionRequest
 
 FailureKind = Literal["status", "timeout", "connection", "malformed"]
@@ -55,3 +56,11 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return max(seconds, 0.0)
+
+
+def unencodable_request() -> InvalidRequestError:
+    """An SDK could not encode the request as UTF-8 JSON (a lone surrogate the validation missed). It is the
+    request's fault, the same at every provider: a 400 now, not a retried "malformed answer" that counts
+    against each provider's circuit breaker and ends as a 502."""
+    return InvalidRequestError("The request contains text that is not valid Unicode (an unpaired UTF-16 "
+                               "surrogate); send it as UTF-8.", code="invalid_json")

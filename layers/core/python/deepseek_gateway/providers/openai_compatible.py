@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from deepseek_gateway.catalogue import ModelEntry, ProviderName
 from deepseek_gateway.models.chat import ChatCompletion, ChatCompletionRequest
-from deepseek_gateway.providers.base import ProviderFailure
+from deepseek_gateway.providers.base import ProviderFailure, unencodable_request
 from deepseek_gateway.providers.credentials import KeySource
 from deepseek_gateway.providers.sdk_client import SdkProvider
 
@@ -41,9 +41,12 @@ class OpenAICompatibleProvider(SdkProvider):
                 cast_to=openai.types.chat.ChatCompletion,
                 options=_request_options(timeout_s),
             )
-            data = raw.http_response.json()
         except openai.APIError as exc:
             raise classify(exc, openai, self.name) from exc
+        except UnicodeEncodeError as exc:
+            raise unencodable_request() from exc
+        try:
+            data = raw.http_response.json()
         except ValueError as exc:  # the body was not JSON
             raise ProviderFailure(self.name, "malformed", "the provider's answer was not JSON") from exc
         try:
