@@ -338,3 +338,19 @@ def test_given_a_missing_batch_when_error_results_are_written_then_nothing_is_st
         env.store.write_error_results("acme", missing, [(1, "a", result_of("a")), (2, "b", result_of("b"))])
 
     assert list(env.store.line_results("acme", missing)) == []
+
+
+def test_given_error_results_of_300_kb_when_written_then_transactions_stay_far_below_4_mb(env):
+    # Given results too large for 99 to share one transaction (DynamoDB refuses more than 4 MB; moto does not)
+    counting = CountingClient(env.client)
+    store = BatchStore(TABLE, counting, clock=env.clock, sleep=env.sleeps.append)
+    batch = new_batch(store)
+    big = {"id": "batch_req_x", "custom_id": "c", "response": None, "error": {"code": "x", "message": "m" * 300_000}}
+    errors = [(line, f"c{line}", big) for line in range(1, 11)]
+
+    # When they are written
+    written = store.write_error_results("acme", batch.id, errors)
+
+    # Then each transaction carries at most ~1.5 MB of results, and every line is counted once
+    assert written == 10 and counting.transactions == 3  # 4 + 4 + 2 results of 300 KB
+    assert store.get("acme", batch.id).request_counts.failed == 10

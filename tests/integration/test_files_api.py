@@ -234,6 +234,9 @@ def test_a_purpose_other_than_batch_is_400(api):
     (b'{"a": 1}\nthis is not json\n', "line 2: not valid JSON"),
     (b'{"a": 1}\n[1, 2]\n"text"\n', "line 2: an array, not a JSON object; line 3: a string"),
     (b'{"custom_id": "a", "body": {"model": "deepseek-chat"}', "line 1: not valid JSON"),
+    (b'{"a": 1}\n' + b"[" * 5000 + b"]" * 5000 + b"\n", "line 2: nested too deep"),  # was a 500
+    (b'{"a": ' + b"9" * 5000 + b"}\n", "line 1: not valid JSON"),  # was a 500 (int() refuses 5,000 digits)
+    (b'{"a": NaN}\n', "line 1: not valid JSON"),
 ])
 def test_a_batch_file_that_is_not_utf8_json_lines_is_400_saying_why(api, content, says):
     response = upload(api, content)

@@ -125,6 +125,25 @@ def test_given_a_line_of_megabytes_when_validated_then_it_fails_without_being_pa
     assert [(e.line, e.custom_id, e.code) for e in checked.errors] == [(2, None, "request_too_large")]
 
 
+def test_given_a_megabyte_line_with_a_bad_byte_past_its_first_mebibyte_when_validated_then_its_file_offset_is_named():
+    # Given a 3 MiB line of emoji whose UTF-8 breaks 2.5 MiB in, after a normal line
+    first = line("small") + b"\n"
+    good = "😀".encode() * (640 * 1024)  # 2.5 MiB, every 4-byte sequence whole
+    huge = good + b"\xff" + "😀".encode() * 1000
+
+    # When it is validated (in pieces that cut sequences, as S3 streams it)
+    data = first + huge
+    pieces = [data[i:i + 65_537] for i in range(0, len(data), 65_537)]
+    checker = LineChecker(endpoint="/v1/chat/completions", catalogue=load_catalogue(), max_lines=100,
+                          max_line_bytes=65_536)
+
+    # Then the file fails with the bad byte's offset in the file, as a whole-file decode names it
+    with pytest.raises(BatchFileError) as failed:
+        list(checker.items(pieces))
+    assert failed.value.code == "invalid_file_encoding"
+    assert f"offset {len(first) + len(good)}, line 2" in failed.value.message
+
+
 @pytest.mark.parametrize(("data", "code", "limits"), [
     (b"", "empty_file", {}),
     (b"\n  \n\n", "empty_file", {}),

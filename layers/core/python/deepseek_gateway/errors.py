@@ -41,11 +41,17 @@ class InvalidRequestError(GatewayError):
     code = "invalid_request"
 
 
+def quoted_id(value: str, limit: int = 100) -> str:
+    """A caller-supplied id as an error message shows it: at most `limit` characters (a 5,000-character id
+    is not echoed back whole)."""
+    return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
+
+
 class UnrecognizedArgumentError(InvalidRequestError):
     code = "unrecognized_argument"
 
     def __init__(self, field: str) -> None:
-        super().__init__(f"Unrecognized request argument supplied: {field}", param=field)
+        super().__init__(f"Unrecognized request argument supplied: {quoted_id(field)}", param=quoted_id(field))
 
 
 class AuthenticationError(GatewayError):
@@ -58,12 +64,6 @@ class PermissionDeniedError(GatewayError):
     status = 403
     type = "permission_error"
     code = "permission_denied"
-
-
-def quoted_id(value: str, limit: int = 100) -> str:
-    """A caller-supplied id as an error message shows it: at most `limit` characters (a 5,000-character id
-    is not echoed back whole)."""
-    return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
 
 
 class NotFoundError(GatewayError):

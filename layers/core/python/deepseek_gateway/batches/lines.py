@@ -18,6 +18,7 @@ The output and error files are OpenAI's:
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from deepseek_gateway.batches.models import LINE_ID_PREFIX, MAX_CUSTOM_ID, BatchError, BatchItem
 from deepseek_gateway.catalogue import Catalogue
-from deepseek_gateway.errors import GatewayError, InvalidRequestError
+from deepseek_gateway.errors import GatewayError, InvalidRequestError, quoted_id
 from deepseek_gateway.ids import time_ordered_id
 from deepseek_gateway.validation import MAX_JSON_DEPTH, NotJsonError, nesting_exceeds, strict_json
 
@@ -103,8 +104,16 @@ def render_jsonl(results: Iterable[dict[str, Any]]) -> bytes:
 # --- validation ---------------------------------------------------------------------------------
 
 
+# A line error's message and param as stored: a message can repeat what the line holds (an unknown argument's
+# name), and 99 of them go into one transaction (DynamoDB takes at most 4 MB) or 100 into a failed batch's record
+# (at most 400 KB an item).
+_MAX_ERROR_MESSAGE = 1000
+_MAX_ERROR_PARAM = 200
+
+
 def _line_error(number: int, custom_id: str | None, code: str, message: str, param: str | None = None) -> LineError:
-    return LineError(line=number, custom_id=custom_id, code=code, message=message, param=param)
+    return LineError(line=number, custom_id=custom_id, code=code, message=message[:_MAX_ERROR_MESSAGE],
+                     param=param[:_MAX_ERROR_PARAM] if param else param)
 
 
 def _check_line(number: int, raw: str, *, endpoint: str, catalogue: Catalogue,
@@ -117,9 +126,9 @@ def _check_line(number: int, raw: str, *, endpoint: str, catalogue: Catalogue,
         return _line_error(number, None, "invalid_json_line", f"Line {number} is not valid JSON ({exc.msg}).")
     except (ValueError, RecursionError):
         return _line_error(number, None, "invalid_json_line", f"Line {number} is not valid JSON.")
-    if raw.count("{") + raw.count("[") > MAX_JSON_DEPTH and nesting_exceeds(value):
+    if raw.count("{") + raw.count("[") > MAX_JSON_DEPTH and nesting_exceeds(value, MAX_JSON_DEPTH + 1):
         return _line_error(number, None, "invalid_json_line",
-                           f"Line {number} nests lists and objects more than {MAX_JSON_DEPTH} levels deep.")
+                           f"Line {number}'s body nests lists and objects more than {MAX_JSON_DEPTH} levels deep.")
     if not isinstance(value, dict):
         return _line_error(number, None, "invalid_json_line", f"Line {number} is not a JSON object.")
     custom_id = value.get("custom_id")
@@ -133,7 +142,7 @@ def _check_line(number: int, raw: str, *, endpoint: str, catalogue: Catalogue,
     unknown = sorted(key for key in value if key not in _LINE_FIELDS)
     if unknown:
         return _line_error(number, custom_id, "unrecognized_argument",
-                           f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
+                           f"Unrecognized request argument supplied: {quoted_id(unknown[0])}", unknown[0])
     if value.get("method") != "POST":
         return _line_error(number, custom_id, "invalid_request", "`method` must be `POST`.", "method")
     if value.get("url") != endpoint:
@@ -204,13 +213,29 @@ class LineChecker:
         for number, physical in enumerate(physical_lines(pieces), start=1):
             if number == 1 and physical.startswith(_BOM):
                 physical = physical[len(_BOM):]  # a byte order mark is not part of the first line
+            size = len(physical) - physical.endswith(b"\r")  # the UTF-8 size of the line without its \r
+            if size > max(self._max_line_bytes, _CUSTOM_ID_SEARCH_BYTES):
+                # Too large to run or to search for its custom_id: checked for UTF-8 piece by piece, never decoded
+                # whole (a one-line 200 MB file of non-ASCII text would take GBs as str, copies and strips).
+                _check_utf8(physical, offset, number)
+                offset += len(physical) + 1
+                blank = physical.isspace()  # ASCII whitespace only: a megabyte of other spaces is no request either
+                del physical
+                if too_many or blank:
+                    continue
+                if self.total >= self._max_lines:
+                    too_many = True
+                    continue
+                self.errors.append(_line_error(number, None, "request_too_large",
+                                               f"Line {number} is {size} bytes; a batch request may be at most "
+                                               f"{self._max_line_bytes} bytes."))
+                continue
             try:
                 text = physical.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise BatchFileError(f"The file is not UTF-8 text (invalid byte at offset {offset + exc.start}, "
                                      f"line {number}).", code="invalid_file_encoding") from None
             offset += len(physical) + 1
-            size = len(physical) - physical.endswith(b"\r")  # the UTF-8 size of `raw` below
             del physical  # a long line is held once, as text
             raw = text[:-1] if text.endswith("\r") else text
             if too_many or not raw.strip():
@@ -219,8 +244,7 @@ class LineChecker:
                 too_many = True  # raised once the rest of the file is known to be UTF-8
                 continue
             if size > self._max_line_bytes:
-                custom_id = _custom_id_of(raw) if size <= _CUSTOM_ID_SEARCH_BYTES else None
-                self.errors.append(_line_error(number, custom_id, "request_too_large",
+                self.errors.append(_line_error(number, _custom_id_of(raw), "request_too_large",
                                                f"Line {number} is {size} bytes; a batch request may be at most "
                                                f"{self._max_line_bytes} bytes."))
                 continue
@@ -261,11 +285,28 @@ def validate_lines(data: bytes, *, endpoint: str, catalogue: Catalogue, max_line
 _CUSTOM_ID_SEARCH_BYTES = 1024 * 1024
 
 
+def _check_utf8(line: bytes, offset: int, number: int) -> None:
+    """BatchFileError unless `line` is UTF-8, decoded 1 MiB at a time (a sequence cut at a piece's end is
+    completed by the next piece), the message as a whole-line decode would give it."""
+    view, position = memoryview(line), 0
+    while position < len(line):
+        piece = view[position:position + _UTF8_PIECE]
+        try:
+            _, consumed = codecs.utf_8_decode(piece, "strict", position + len(piece) >= len(line))
+        except UnicodeDecodeError as exc:
+            raise BatchFileError(f"The file is not UTF-8 text (invalid byte at offset {offset + position + exc.start}, "
+                                 f"line {number}).", code="invalid_file_encoding") from None
+        position += consumed
+
+
+_UTF8_PIECE = 1024 * 1024
+
+
 def _custom_id_of(raw: str) -> str | None:
     """The custom_id of a line too large to check, when it is a JSON object with a string one."""
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = strict_json(raw)  # a lone surrogate as custom_id could be neither stored nor written to a file
+    except (ValueError, RecursionError):
         return None
     custom_id = value.get("custom_id") if isinstance(value, dict) else None
     return custom_id if isinstance(custom_id, str) and 0 < len(custom_id) <= MAX_CUSTOM_ID else None

@@ -46,6 +46,7 @@ _TIMESTAMPS = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "
 # touch an item another transaction is writing (`TransactionConflict`): those are retried here.
 _CONFLICT_ATTEMPTS = 6
 _TRANSACTION_ITEMS = 100  # DynamoDB's most items in one TransactWriteItems
+_TRANSACTION_BYTES = 1024 * 1024  # a group closes past this much result text (DynamoDB takes 4 MB a transaction)
 LINE_RESULT_TTL_S = 7 * 86_400
 
 
@@ -345,12 +346,13 @@ class BatchStore:
         ingestion function has 60 s). A line that has its result already (an earlier attempt wrote it) is
         left out and not counted again. Returns how many results this call wrote; BatchNotFoundError if the
         batch does not exist."""
-        written, group = 0, []
+        written, group, size = 0, [], 0
         for error in errors:
             group.append(error)
-            if len(group) == _TRANSACTION_ITEMS - 1:
+            size += len(json.dumps(error[2], ensure_ascii=False)) + len(error[1] or "")
+            if len(group) == _TRANSACTION_ITEMS - 1 or size > _TRANSACTION_BYTES:
                 written += self._write_error_group(tenant_id, batch_id, group)
-                group = []
+                group, size = [], 0
         if group:
             written += self._write_error_group(tenant_id, batch_id, group)
         return written

@@ -5,9 +5,8 @@ What each line must contain (`custom_id`, `method`, `url`, `body`) is the batch 
 
 from __future__ import annotations
 
-import json
-
 from deepseek_gateway.errors import InvalidRequestError
+from deepseek_gateway.validation import strict_json
 
 _SHOWN = 3  # bad lines named in the error
 _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
@@ -35,9 +34,11 @@ def check_jsonl(data: bytes) -> int:
             continue
         count += 1
         try:
-            value = json.loads(line)
-        except ValueError as exc:
-            bad.append(f"line {number}: not valid JSON ({exc.msg})")
+            value = strict_json(line)
+        except RecursionError:
+            bad.append(f"line {number}: nested too deep")
+        except ValueError as exc:  # JSONDecodeError has .msg; NotJsonError and int() limits say it in str()
+            bad.append(f"line {number}: not valid JSON ({getattr(exc, 'msg', None) or str(exc)[:200]})")
         else:
             if not isinstance(value, dict):
                 bad.append(f"line {number}: {_JSON_TYPES.get(type(value), 'a value')}, not a JSON object")

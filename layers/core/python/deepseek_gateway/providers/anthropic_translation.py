@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from deepseek_gateway.errors import InvalidRequestError
+from deepseek_gateway.errors import InvalidRequestError, quoted_id
 from deepseek_gateway.models.chat import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -169,13 +169,13 @@ def _arguments(call: ToolCall, i: int) -> dict[str, Any]:
         # write them — a failed call read as the provider's fault (a 502), not the request's.
         arguments = strict_json(call.function.arguments)
     except NotJsonError as exc:
-        raise InvalidRequestError(f"The arguments of tool call {call.id!r} contain {exc}.",
+        raise InvalidRequestError(f"The arguments of tool call {quoted_id(call.id)!r} contain {exc}.",
                                   param=f"messages[{i}].tool_calls") from None
     except (ValueError, RecursionError):
         arguments = None
     if not isinstance(arguments, dict):
         raise InvalidRequestError(
-            f"The arguments of tool call {call.id!r} are not a JSON object.",
+            f"The arguments of tool call {quoted_id(call.id)!r} are not a JSON object.",
             param=f"messages[{i}].tool_calls",
         )
     return arguments

@@ -40,6 +40,8 @@ def check_json(content: str | None, request: ChatCompletionRequest) -> tuple[boo
         value = json.loads(content)
     except ValueError as exc:
         return False, f"not valid JSON: {exc}"[:MAX_REASON]
+    except RecursionError:  # a provider's answer nested past Python's recursion limit
+        return False, "the JSON nests too deep"
     if fmt.type == "json_object":
         return (True, None) if isinstance(value, dict) else (False, "the JSON is not an object")
     schema = fmt.json_schema.schema_ if fmt.type == "json_schema" else None
