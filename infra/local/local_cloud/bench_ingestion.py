@@ -83,6 +83,7 @@ class Shape:
     messages: int = 1  # chat messages per line
     invalid_every: int = 0  # every n-th line names an unknown model: an error result (0: none)
     emoji: bool = False  # each line's text starts with an emoji (outside the BMP: Python stores it 4 bytes a character)
+    huge_line_bytes: int = 0  # then one line this large, of emoji with CRLF and padding (0: none)
     about: str = ""
 
     @property
@@ -101,8 +102,10 @@ SHAPES = {shape.name: shape for shape in (
           about="200 MB, 40 messages a line: the chat checks' worst case"),
     Shape("errors", MAX_LINES, 200, invalid_every=2,
           about="50,000 small lines, every other one an unknown model: 25,000 error results"),
+    Shape("one-line", 1, 200, huge_line_bytes=MAX_FILE_BYTES - 1000,
+          about="a valid line, then one line of ~200 MB of emoji with CRLF and padding: too large, refused"),
 )}
-DEFAULT_SHAPES = "4k,64k,small,4k-emoji,4k-40msg"  # errors: ~2 min, and known not to fit
+DEFAULT_SHAPES = "4k,64k,small,4k-emoji,4k-40msg,errors,one-line"
 
 
 def request_line(number: int, shape: Shape) -> bytes:
@@ -127,6 +130,9 @@ def request_line(number: int, shape: Shape) -> bytes:
 
 def batch_file(shape: Shape) -> bytes:
     data = b"".join(request_line(n, shape) + b"\n" for n in range(1, shape.lines + 1))
+    if shape.huge_line_bytes:
+        emoji = "\N{SLIGHTLY SMILING FACE}".encode()
+        data += b"  " + emoji * ((shape.huge_line_bytes - 6) // len(emoji)) + b"  \r\n"
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"shape {shape.name}: {len(data)} bytes is over the limit")
     return data
@@ -307,10 +313,12 @@ def outcome(cloud: dict[str, Any], batch_id: str, shape: Shape) -> dict[str, Any
         digest.update(f"{r[0]}:{r[1]}\n".encode())
     valid = [n for n in range(1, shape.lines + 1)
              if not (shape.invalid_every and n % shape.invalid_every == 0)]
-    ok = (batch.status == "in_progress" and batch.request_counts.total == shape.lines
-          and batch.request_counts.failed == shape.invalid and len(started) == 1
+    huge = 1 if shape.huge_line_bytes else 0  # the huge line: one more line, a request_too_large error
+    ok = (batch.status == "in_progress" and batch.request_counts.total == shape.lines + huge
+          and batch.request_counts.failed == shape.invalid + huge and len(started) == 1
           and [c["key"] for c in chunks] == sorted(keys) and lines == valid
-          and set(errors.values()) <= {"model_not_found"} and len(errors) == shape.invalid)
+          and set(errors.values()) <= {"model_not_found", "request_too_large"}
+          and len(errors) == shape.invalid + huge)
     return {"status": batch.status, "total": batch.request_counts.total, "failed": batch.request_counts.failed,
             "chunks": len(keys), "chunk_mb": round(held / MB, 1), "prompt_tokens": prompt_tokens,
             "digest": digest.hexdigest()[:16], "checks_ok": ok}
