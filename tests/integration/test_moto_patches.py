@@ -359,6 +359,11 @@ def test_a_decimal_sum_back_to_zero_is_zero_and_adds_again(db):
     assert add("ADD cost :v", "1")["cost"] == {"N": "1"}
     assert add("ADD cost :v", "1E+2")["cost"] == {"N": "101"}
     assert add("SET cost = cost + :v", "0.250")["cost"] == {"N": "101.25"}
+    # And a sum DynamoDB cannot hold is refused, not rounded: 39 significant digits
+    with pytest.raises(ClientError) as refused:
+        add("ADD cost :v", "1E+37")
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert add("ADD cost :v", "0")["cost"] == {"N": "101.25"}  # unchanged
 
 
 def test_a_transaction_with_a_failing_condition_changes_nothing(db):

@@ -64,34 +64,45 @@ def exact_numbers() -> None:
     moto reads an operand as int when its text has no '.', else as Decimal, and writes `f"{total}"`: a
     decimal sum that comes back to zero is stored as "0E-8", and the next `ADD` on it calls int("0E-8")
     and answers 500. The gateway's cost counters do exactly that when a failed call hands back its
-    reservation. DynamoDB answers such sums as "0", "1.5", "100".
+    reservation. DynamoDB answers such sums as "0", "1.5", "100", and refuses one that needs more than 38
+    digits or leaves its range (moto rounded it silently).
     """
-    from decimal import Context, Decimal
+    from decimal import Clamped, Context, Decimal, DecimalException, Inexact, Overflow, Rounded, Underflow
 
-    from moto.dynamodb.exceptions import IncorrectDataType
+    from moto.dynamodb.exceptions import IncorrectDataType, MockValidationException
     from moto.dynamodb.models.dynamo_type import DDBType, DynamoType
 
     if getattr(DynamoType.__add__, "_exact", False):
         return
-    context = Context(prec=38)
+    # DynamoDB's numbers, as boto3's DYNAMODB_CONTEXT has them: 38 digits, magnitudes 1E-130 to ~1E+126.
+    context = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
 
     def number(value: Decimal) -> DynamoType:
         text = "0" if value.is_zero() else format(value.normalize(context), "f")
         return DynamoType({DDBType.NUMBER: text})
+
+    def exactly(operation: Any, left: str, right: str) -> DynamoType:
+        try:
+            return number(operation(Decimal(left), Decimal(right)))
+        except (Overflow, Underflow):
+            raise MockValidationException("Number overflow. Attempting to store a number with magnitude larger "
+                                          "than supported range") from None
+        except DecimalException:  # Inexact / Rounded: more than 38 significant digits
+            raise MockValidationException("Attempting to store more than 38 significant digits in a Number") from None
 
     def add(self: Any, other: Any) -> Any:
         if self.type != other.type:
             raise TypeError("Different types of operandi is not allowed.")
         if not self.is_number():
             raise IncorrectDataType()
-        return number(context.add(Decimal(self.value), Decimal(other.value)))
+        return exactly(context.add, self.value, other.value)
 
     def subtract(self: Any, other: Any) -> Any:
         if self.type != other.type:
             raise TypeError("Different types of operandi is not allowed.")
         if self.type != DDBType.NUMBER:
             raise TypeError("Sum only supported for Numbers.")
-        return number(context.subtract(Decimal(self.value), Decimal(other.value)))
+        return exactly(context.subtract, self.value, other.value)
 
     add._exact = True  # type: ignore[attr-defined]
     DynamoType.__add__ = add  # type: ignore[method-assign]
