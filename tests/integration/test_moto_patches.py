@@ -197,32 +197,47 @@ def _battery(client: Any) -> list[Any]:
     return results
 
 
-def _scenario_main(patches: str) -> None:
-    """Run the battery in this (fresh) process against in-process moto, print the answers as JSON."""
+def _scenario_main(patches: str, transport: str = "in-process") -> None:
+    """Run the battery in this (fresh) process against moto, in-process or through its HTTP server as the local
+    cloud runs it, and print the answers as JSON."""
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105
                       AWS_DEFAULT_REGION="us-east-1")
     from local_cloud.moto_dynamodb_cpu import fast_dynamodb
-    from local_cloud.moto_patches import serialize_dynamodb
+    from local_cloud.moto_patches import keep_alive_and_no_delay, serialize_dynamodb
     from moto import mock_aws
+    from moto.server import ThreadedMotoServer
 
     serialize_dynamodb()
     if patches == "all":
         fast_dynamodb()
-    with mock_aws():
-        results = _battery(boto3.client("dynamodb", region_name="us-east-1"))
+    if transport == "in-process":
+        with mock_aws():
+            results = _battery(boto3.client("dynamodb", region_name="us-east-1"))
+    else:
+        keep_alive_and_no_delay()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        port = server._server.server_port  # type: ignore[union-attr]
+        try:
+            results = _battery(boto3.client("dynamodb", region_name="us-east-1",
+                                            endpoint_url=f"http://127.0.0.1:{port}"))
+        finally:
+            server.stop()
     print(json.dumps(results, default=repr, sort_keys=True))
 
 
-def _run_battery(patches: str) -> list[Any]:
-    code = f"from tests.integration.test_moto_patches import _scenario_main; _scenario_main({patches!r})"
+def _run_battery(patches: str, transport: str = "in-process") -> list[Any]:
+    code = (f"from tests.integration.test_moto_patches import _scenario_main; "
+            f"_scenario_main({patches!r}, {transport!r})")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,  # noqa: S603
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_every_answer_and_error_is_moto_s_own():
-    plain, patched = _run_battery("locks"), _run_battery("all")
+@pytest.mark.parametrize("transport", ["in-process", "server"])
+def test_every_answer_and_error_is_moto_s_own(transport):
+    plain, patched = _run_battery("locks", transport), _run_battery("all", transport)
     assert len(plain) == len(patched) > 80
     for expected, got in zip(plain, patched, strict=True):
         assert got == expected

@@ -520,7 +520,46 @@ def fast_attribute_values_in_responses() -> None:
     BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
 
 
+def direct_dynamodb_dispatch() -> None:
+    """Hand a DynamoDB request to moto's DynamoDB handler without going through Flask.
+
+    moto's server finds the service of every request (host, then headers), builds a Flask app context and
+    request context, matches the URL map, runs flask-cors' hooks and then calls the service's handler
+    with the request, its URL and headers. A DynamoDB request is always a POST whose `X-Amz-Target` names
+    DynamoDB: it is given to the same handler, with the same normalized request object, URL and headers,
+    and the handler's (status, headers, body) goes back as the Flask view would have sent it.
+    """
+    from moto.core.exceptions import ServiceException  # noqa: F401 - moto's handler raises its own errors
+    from moto.core.utils import normalize_request
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.moto_api import recorder
+    from moto.moto_server.werkzeug_app import BackendRequest, DomainDispatcherApplication
+    from werkzeug.wrappers import Response
+
+    original = DomainDispatcherApplication.__call__
+    if getattr(original, "_direct_dynamodb", False):
+        return
+    from botocore.exceptions import ClientError
+
+    def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") != "POST" or \
+                not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_20120810."):
+            return original(self, environ, start_response)
+        request = normalize_request(BackendRequest(environ))
+        recorder._record_request(request)
+        try:
+            result = DynamoHandler.dispatch(request, request.raw_url, dict(request.headers))
+        except ClientError as exc:  # as moto's Flask view answers it
+            result = 400, {}, exc.response["Error"]["Message"]
+        status, headers, content = result if len(result) == 3 else (200, {}, result)
+        return Response(response=content, status=status, headers=headers)(environ, start_response)
+
+    call._direct_dynamodb = True  # type: ignore[attr-defined]
+    DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
+
+
 CPU_PATCHES = (
+    direct_dynamodb_dispatch,
     cache_backend_for_host,
     cache_update_expressions,
     cache_condition_expressions,
