@@ -67,15 +67,18 @@ def test_request_bodies_reference_the_pydantic_models(document):
     assert {"ChatCompletionRequest", "ChatCompletion", "TenantCreate", "Tenant", "CreatedKey"} <= set(schemas)
 
 
-def test_every_error_response_carries_the_openai_error_schema(document):
+def test_every_error_response_carries_the_openai_error_schema_and_the_messages_api_anthropic_s(document):
     error = resolve(document, {"$ref": "#/components/schemas/Error"})
     assert set(resolve(document, error["properties"]["error"])["properties"]) == {"message", "type", "param", "code"}
+    anthropic = resolve(document, {"$ref": "#/components/schemas/AnthropicError"})
+    assert set(resolve(document, anthropic["properties"]["error"])["properties"]) == {"type", "message"}
     for method, path, op in operations(document):
         statuses = {int(status) for status in op["responses"]}
         assert 500 in statuses, (method, path)
+        shape = "AnthropicError" if path == "/v1/messages" else "Error"
         for status in statuses - {200, 201}:
             response = resolve(document, op["responses"][str(status)])
-            assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+            assert response["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{shape}"}
             assert status >= 400
 
 

@@ -40,7 +40,11 @@ def param_path(loc: tuple[Any, ...]) -> str | None:
 
 
 def invalid_request(exc: ValidationError) -> InvalidRequestError:
-    first = exc.errors(include_url=False, include_input=False)[0]
+    return request_error(exc.errors(include_url=False, include_input=False)[0])
+
+
+def request_error(first: Any) -> InvalidRequestError:
+    """One of pydantic's errors (`ValidationError.errors()`) as the 400 naming its parameter."""
     param = param_path(first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden" and param:

@@ -14,16 +14,18 @@ from deepseek_gateway.web import (
     routes_batches,
     routes_chat,
     routes_files,
+    routes_messages,
     routes_models,
     routes_usage,
 )
 from deepseek_gateway.web.openapi import openapi_json
-from deepseek_gateway.web.responses import error_response
+from deepseek_gateway.web.responses import error_response, json_response
 
 REQUEST_ID_HEADER = "x-request-id"
 
 app = APIGatewayRestResolver()
 app.include_router(routes_chat.router, prefix="/v1")
+app.include_router(routes_messages.router, prefix="/v1")
 app.include_router(routes_models.router, prefix="/v1")
 app.include_router(routes_usage.router, prefix="/v1")
 app.include_router(routes_files.router, prefix="/v1")
@@ -42,14 +44,23 @@ def get_openapi() -> Response:
 def _gateway_error(error: GatewayError) -> Response:
     if error.status >= 500:
         logger.warning("request failed", extra={"status": error.status, "code": error.code})
-    return error_response(error)
+    return _shaped(error)
 
 
 @app.exception_handler(Exception)
 def _unexpected(error: Exception) -> Response:
     # The stack trace goes to the log, never to the client.
     logger.exception("unhandled error")
-    return error_response(GatewayError("The server had an error while processing your request."))
+    return _shaped(GatewayError("The server had an error while processing your request."))
+
+
+def _shaped(error: GatewayError) -> Response:
+    """OpenAI's error shape, except on the Messages API, whose callers' SDK reads Anthropic's."""
+    if app.current_event.path.rstrip("/") == routes_messages.MESSAGES_PATH:
+        from deepseek_gateway.messages_api.translate import error_body
+
+        return json_response(error.status, error_body(error), error.headers)
+    return error_response(error)
 
 
 @app.not_found

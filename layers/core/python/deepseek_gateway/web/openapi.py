@@ -88,6 +88,7 @@ class Op:
     completion: bool = False  # text/event-stream alternative and the x-gateway-* headers
     request_media: str = "application/json"  # multipart/form-data for uploads
     binary_response: bool = False  # raw bytes (application/octet-stream) instead of JSON
+    anthropic: bool = False  # Anthropic's Messages API: its event stream and its error shape
 
 
 _CHAT_DESCRIPTION = """OpenAI chat completions, routed to DeepSeek with OpenAI and Anthropic as fallbacks.
@@ -220,6 +221,37 @@ OPERATIONS: tuple[Op, ...] = (
        "API Gateway's authorizer on `/v1/*` still asks for a valid one.", None, errors=(500,)),
 )
 
+_MESSAGES_DESCRIPTION = (
+    "Anthropic's Messages API, for the anthropic SDK (`Anthropic(base_url=<gateway>, auth_token=<key>)`): the "
+    "request is translated into a chat completion and runs through the same policy, limits, safety, routing, "
+    "fallbacks and usage as `POST /v1/chat/completions`, whatever the model's provider; the answer comes back as "
+    "a Message (text, tool_use and thinking blocks, `stop_reason`, `usage`) and errors in Anthropic's shape "
+    "`{\"type\": \"error\", \"error\": {\"type\", \"message\"}}`. `top_k` is accepted and not sent; `document` "
+    "blocks are refused.")
+
+
+def _operations() -> tuple[Op, ...]:
+    """OPERATIONS and the Messages API's, whose models are imported when the document is built, not at start."""
+    from deepseek_gateway.messages_api.models import MessagesRequest
+
+    return (*OPERATIONS, Op("POST", "/v1/messages", "create_message", "chat", "Create a message (Anthropic)",
+                            _MESSAGES_DESCRIPTION, ("chat",), request=MessagesRequest,
+                            errors=(400, 401, 403, 404, 413, 429, 500, 502, 503, 504), anthropic=True))
+
+
+class _AnthropicErrorDetail(BaseModel):
+    type: str = Field(description="invalid_request_error, authentication_error, permission_error, not_found_error, "
+                                  "request_too_large, rate_limit_error, api_error or overloaded_error")
+    message: str
+
+
+class AnthropicError(BaseModel):
+    """An error on the Messages API, in the shape the anthropic SDK reads."""
+
+    type: Literal["error"]
+    error: _AnthropicErrorDetail
+
+
 _ERRORS = {
     400: "Invalid request: unreadable JSON, a field failing validation or an unknown top-level field",
     401: "No credential, or one that is unknown, expired or revoked",
@@ -256,8 +288,9 @@ def _header_refs(*names: str) -> dict[str, Any]:
 
 
 def _schemas() -> tuple[dict[tuple[type[BaseModel], str], dict[str, Any]], dict[str, Any]]:
-    wanted = {(op.request, "validation") for op in OPERATIONS if op.request}
-    wanted |= {(op.response, "serialization") for op in OPERATIONS if op.response} | {(Error, "serialization")}
+    wanted = {(op.request, "validation") for op in _operations() if op.request}
+    wanted |= {(op.response, "serialization") for op in _operations() if op.response} | {(Error, "serialization")}
+    wanted |= {(AnthropicError, "serialization")}
     ordered = sorted(wanted, key=lambda item: (item[0].__name__, item[1]))
     refs, top = models_json_schema(ordered, ref_template=REF_TEMPLATE)
     schemas = top["$defs"]
@@ -297,9 +330,15 @@ def _operation(op: Op, refs: dict[tuple[type[BaseModel], str], dict[str, Any]]) 
             "type": "string", "description": "With `stream: true`: `data: {chat.completion.chunk}` events, "
                                              "then `data: [DONE]`"}}
         headers = _header_refs(*_HEADERS)
+    if op.anthropic:
+        content["text/event-stream"] = {"schema": {
+            "type": "string", "description": "With `stream: true`: Anthropic's events — message_start, "
+                                             "content_block_start / _delta / _stop, message_delta, message_stop"}}
+        headers = _header_refs(*_HEADERS)
     responses: dict[str, Any] = {str(op.status): {"description": "OK" if op.status == 200 else "Created",
                                                   "headers": headers, "content": content}}
-    responses |= {str(status): {"$ref": f"#/components/responses/E{status}"} for status in sorted(op.errors)}
+    prefix = "A" if op.anthropic else "E"
+    responses |= {str(status): {"$ref": f"#/components/responses/{prefix}{status}"} for status in sorted(op.errors)}
     operation: dict[str, Any] = {
         "operationId": op.operation_id, "tags": [op.tag], "summary": op.summary,
         "description": f"{op.description}\n\n{auth}", "responses": responses,
@@ -319,9 +358,10 @@ def openapi_document() -> dict[str, Any]:
     """The document, built on first use and shared for the life of the process (do not mutate it)."""
     refs, schemas = _schemas()
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
+    for op in _operations():
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
     error = refs[(Error, "serialization")]
+    anthropic_error = refs[(AnthropicError, "serialization")]
     return {
         "openapi": "3.1.0",
         "info": {"title": "DeepSeek Gateway", "version": "v1",
@@ -338,7 +378,10 @@ def openapi_document() -> dict[str, Any]:
             "schemas": schemas,
             "responses": {f"E{status}": {"description": text, "headers": _header_refs("x-request-id"),
                                          "content": {"application/json": {"schema": error}}}
-                          for status, text in _ERRORS.items()},
+                          for status, text in _ERRORS.items()}
+                         | {f"A{status}": {"description": text, "headers": _header_refs("x-request-id"),
+                                           "content": {"application/json": {"schema": anthropic_error}}}
+                            for status, text in _ERRORS.items()},
             "headers": {name: {"description": text, "schema": {"type": "string"}} for name, text in _HEADERS.items()},
             "securitySchemes": {BEARER: {
                 "type": "http", "scheme": "bearer", "bearerFormat": "API key or OIDC JWT",

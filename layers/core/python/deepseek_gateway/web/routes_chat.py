@@ -7,6 +7,8 @@ import time
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from deepseek_gateway.auth.principal import Principal
+from deepseek_gateway.models.chat import ChatCompletion, ChatCompletionRequest
 from deepseek_gateway.observability import logger
 from deepseek_gateway.streaming import to_event_stream
 from deepseek_gateway.web.auth import require
@@ -26,7 +28,23 @@ def create_chat_completion() -> Response:
     request = services.chat.parse(body)
     if services.settings.log_content:
         logger.debug("chat request content", extra={"messages": body.get("messages")})  # type: ignore[union-attr]
-    result = services.chat.complete(request, principal, router.context["request_id"])
+    completion, headers = serve(request, principal, router.context["request_id"], started, api="chat.completions")
+    if request.stream:
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        return Response(
+            status_code=200,
+            content_type="text/event-stream",
+            body=to_event_stream(completion, include_usage),
+            headers={**headers, "cache-control": "no-cache"},
+        )
+    return json_response(200, completion.model_dump_json(exclude_none=True), headers)
+
+
+def serve(request: ChatCompletionRequest, principal: Principal, request_id: str, started: float, *,
+          api: str) -> tuple[ChatCompletion, dict[str, str]]:
+    """Run a parsed request through the gateway (policy, limits, safety, routing, usage) and log it: the answer
+    and the gateway's response headers, whichever API (`api`) the request came in through."""
+    result = get_services().chat.complete(request, principal, request_id)
     routed = result.routed
     headers = {
         "x-gateway-provider": routed.provider,
@@ -40,6 +58,7 @@ def create_chat_completion() -> Response:
     logger.info(
         "chat completion served",
         extra={
+            "api": api,
             "tenant_id": principal.tenant_id,
             "key_id": principal.key_id,
             "model": request.model,
@@ -54,12 +73,4 @@ def create_chat_completion() -> Response:
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )
-    if request.stream:
-        include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        return Response(
-            status_code=200,
-            content_type="text/event-stream",
-            body=to_event_stream(routed.completion, include_usage),
-            headers={**headers, "cache-control": "no-cache"},
-        )
-    return json_response(200, routed.completion.model_dump_json(exclude_none=True), headers)
+    return routed.completion, headers
