@@ -50,3 +50,14 @@ def test_given_an_unknown_model_or_a_bad_key_when_called_then_the_sdk_raises_its
                                    auth_token="dsg_live_not_a_key", api_key=None, max_retries=0)
     with pytest.raises(anthropic.AuthenticationError):
         stranger.messages.create(model="deepseek-chat", max_tokens=8, messages=HELLO)
+
+
+def test_given_the_printed_anthropic_example_when_run_then_it_answers(cloud, provider):
+    # Given the one-line example the local cloud prints (and writes to endpoints.json)
+    example = cloud.info()["examples"]["anthropic_sdk"]
+
+    # When it is run as a user would paste it
+    client = eval(example, {"Anthropic": anthropic.Anthropic})  # noqa: S307 - our own printed example
+
+    # Then the client it builds gets an answer
+    assert client.messages.create(model="deepseek-chat", max_tokens=16, messages=HELLO).content[0].text

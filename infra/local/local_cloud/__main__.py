@@ -56,6 +56,7 @@ DeepSeek Gateway is running locally (ready in {info['startup_seconds']} s).
   function logs  {config.state_dir / 'logs'}
 
   OpenAI SDK     {info['examples']['openai_sdk']}
+  Anthropic SDK  {info['examples']['anthropic_sdk']}
   curl           {info['examples']['curl']}
   upload         {info['examples']['s3_upload']}
   fail DeepSeek  {info['examples']['fail_deepseek']}

@@ -377,6 +377,7 @@ class LocalCloud:
                           for p in self.pools.values()},
             "examples": {
                 "openai_sdk": f'OpenAI(base_url="{api_base}", api_key="{demo_key}")',
+                "anthropic_sdk": f'Anthropic(base_url="{api_base.removesuffix("/v1")}", auth_token="{demo_key}")',
                 "curl": (f"curl {api_base}/chat/completions -H 'Authorization: Bearer {demo_key}' "
                          f"-H 'Content-Type: application/json' -d '{chat_body}'"),
                 "s3_upload": (f"aws --endpoint-url {self.aws_endpoint} s3 cp batch.jsonl "
