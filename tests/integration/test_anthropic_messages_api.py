@@ -374,7 +374,7 @@ def test_given_no_max_tokens_when_posted_then_it_is_a_400_naming_max_tokens(api,
         {"max_tokens": 0},
         {"max_tokens": "many"},
         {"tenant_id": "other-tenant"},
-        {"messages": [{"role": "system", "content": "Hello"}]},
+        {"container": "container_1"},
         {"messages": [{"role": "user", "content": [
             {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "A memo."}}]}]},
         {"tool_choice": {"type": "sometimes"}, "tools": [WEATHER_TOOL]},
@@ -383,7 +383,7 @@ def test_given_no_max_tokens_when_posted_then_it_is_a_400_naming_max_tokens(api,
             {"type": "image", "source": {"type": "base64", "media_type": "image/png"}}]}]},
         {"messages": []},
     ],
-    ids=["messages-not-a-list", "max-tokens-zero", "max-tokens-not-an-int", "unknown-field", "system-role",
+    ids=["messages-not-a-list", "max-tokens-zero", "max-tokens-not-an-int", "unknown-field", "server-tool-container",
          "document-block", "unknown-tool-choice", "tool-choice-tool-without-name", "image-without-data",
          "no-messages"],
 )
@@ -464,3 +464,27 @@ def test_given_thinking_for_a_model_without_it_when_creating_a_message_then_disa
         client.messages.create(model="gpt-4.1-mini", max_tokens=32, messages=hello,
                                thinking={"type": "enabled", "budget_tokens": 1024})
     assert "does not support extended thinking" in refused.value.body["error"]["message"]
+
+
+def test_given_an_error_on_the_messages_api_then_the_sdk_sees_its_request_id(api):
+    # Given a request for a model that does not exist
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        anthropic_client(api).messages.create(**{**VALID, "model": "no-such-model"})
+
+    # Then the SDK's error names the request, as Anthropic's does (the `request-id` header)
+    assert caught.value.request_id
+
+
+def test_given_claude_output_config_and_a_screenshot_tool_result_then_both_are_answered(api):
+    client = anthropic_client(api)
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    effort = client.messages.create(model="claude-haiku-4-5", max_tokens=32, output_config={"effort": "low"},
+                                    messages=[{"role": "user", "content": "Hi"}])
+    assert effort.content[0].text
+    loop = [{"role": "user", "content": "Take a screenshot"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "s1", "name": "shot", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "s1", "content": [
+                {"type": "text", "text": "the page"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}]}]}]
+    answered = client.messages.create(model="gpt-4.1-mini", max_tokens=32, messages=loop)
+    assert answered.stop_reason == "end_turn" and answered.content[0].text

@@ -47,18 +47,25 @@ class ToolUseBlock(_Block):
 class ToolResultBlock(_Block):
     type: Literal["tool_result"]
     tool_use_id: str
-    content: str | list[TextBlock] | None = None
+    content: str | list[Annotated[TextBlock | ImageBlock, Field(discriminator="type")]] | None = None
     is_error: bool | None = None
 
 
 class ThinkingBlock(_Block):
-    """A model's earlier reasoning, sent back by clients that keep whole turns: not sent to the provider."""
+    """A model's earlier reasoning, sent back by clients that keep whole turns: it goes back to the provider as
+    the turn's `reasoning_content` (DeepSeek's thinking mode refuses a tool loop without it)."""
 
-    type: Literal["thinking", "redacted_thinking"]
+    type: Literal["thinking"]
+    thinking: str = ""
+
+
+class RedactedThinkingBlock(_Block):
+    type: Literal["redacted_thinking"]
 
 
 UserBlock = Annotated[TextBlock | ImageBlock | ToolResultBlock, Field(discriminator="type")]
-AssistantBlock = Annotated[TextBlock | ToolUseBlock | ThinkingBlock, Field(discriminator="type")]
+AssistantBlock = Annotated[TextBlock | ToolUseBlock | ThinkingBlock | RedactedThinkingBlock,
+                           Field(discriminator="type")]
 
 
 class UserMessage(_Strict):
@@ -71,7 +78,14 @@ class AssistantMessage(_Strict):
     content: str | list[AssistantBlock]
 
 
-Message = Annotated[UserMessage | AssistantMessage, Field(discriminator="role")]
+class SystemMessage(_Strict):
+    """A system turn among the messages (the anthropic SDK's tool runner adds them): kept in place."""
+
+    role: Literal["system"]
+    content: str | list[TextBlock]
+
+
+Message = Annotated[UserMessage | AssistantMessage | SystemMessage, Field(discriminator="role")]
 
 
 class Tool(_Block):
@@ -104,6 +118,13 @@ class MessagesRequest(_Strict):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: dict[str, Any] | None = None  # the catalogue's `thinking` extension, where the model has it
+    output_config: dict[str, Any] | None = None  # the catalogue's `output_config` extension (Claude models)
+    # Hints to Anthropic's own service (tier, region, speed, prompt caching): accepted and not sent.
+    service_tier: str | None = None
+    inference_geo: str | None = None
+    speed: str | None = None
+    cache_control: dict[str, Any] | None = None
+    container: Any = None  # Anthropic's server-side tools' container: refused by name in the translation
 
 
 def parse_messages_request(body: Any) -> MessagesRequest:

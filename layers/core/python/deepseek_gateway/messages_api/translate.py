@@ -15,7 +15,9 @@ from deepseek_gateway.messages_api.models import (
     AssistantMessage,
     ImageBlock,
     MessagesRequest,
+    SystemMessage,
     TextBlock,
+    ThinkingBlock,
     ToolResultBlock,
     ToolUseBlock,
     UserMessage,
@@ -27,7 +29,7 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool
                  "content_filter": "refusal"}
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-                503: "overloaded_error", 529: "overloaded_error"}
+                503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
 
 
 def to_chat_body(request: MessagesRequest) -> dict[str, Any]:
@@ -36,9 +38,15 @@ def to_chat_body(request: MessagesRequest) -> dict[str, Any]:
     if request.system:
         system = request.system if isinstance(request.system, str) else "\n\n".join(b.text for b in request.system)
         messages.append({"role": "system", "content": system})
+    if request.container is not None:
+        raise InvalidRequestError("`container` belongs to Anthropic's server-side tools (code execution), which this "
+                                  "gateway does not run.", param="container")
     for i, message in enumerate(request.messages):
         if isinstance(message, UserMessage):
             messages.extend(_user_turn(message, i))
+        elif isinstance(message, SystemMessage):
+            text = message.content if isinstance(message.content, str) else "\n\n".join(b.text for b in message.content)
+            messages.append({"role": "system", "content": text})
         else:
             messages.append(_assistant_turn(message))
     body: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": request.max_tokens}
@@ -47,6 +55,8 @@ def to_chat_body(request: MessagesRequest) -> dict[str, Any]:
             body[name] = getattr(request, name)
     if request.thinking is not None and request.thinking.get("type") != "disabled":  # disabled: the default
         body["thinking"] = request.thinking
+    if request.output_config is not None:
+        body["output_config"] = request.output_config
     if request.stop_sequences:
         body["stop"] = request.stop_sequences
     if request.metadata and request.metadata.user_id:
@@ -77,10 +87,14 @@ def _user_turn(message: UserMessage, i: int) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(message.content):
         if isinstance(block, ToolResultBlock):
+            blocks = [] if isinstance(block.content, str) else block.content or []
             text = block.content if isinstance(block.content, str) else \
-                "\n\n".join(b.text for b in block.content or [])
+                "\n\n".join(b.text for b in blocks if isinstance(b, TextBlock))
             out.append({"role": "tool", "tool_call_id": block.tool_use_id,
                         "content": f"Error: {text}" if block.is_error else text})
+            # A tool message carries text only: its images (screenshots, MCP tools) follow as the user's.
+            parts.extend({"type": "image_url", "image_url": {"url": _image_url(b, i, j)}}
+                         for b in blocks if isinstance(b, ImageBlock))
         elif isinstance(block, TextBlock):
             parts.append({"type": "text", "text": block.text})
         elif isinstance(block, ImageBlock):
@@ -109,11 +123,14 @@ def _assistant_turn(message: AssistantMessage) -> dict[str, Any]:
     calls = [{"id": b.id, "type": "function",
               "function": {"name": b.name, "arguments": json.dumps(b.input, ensure_ascii=False)}}
              for b in message.content if isinstance(b, ToolUseBlock)]
+    reasoning = "".join(b.thinking for b in message.content if isinstance(b, ThinkingBlock))
     turn: dict[str, Any] = {"role": "assistant", "content": text or None}
     if calls:
         turn["tool_calls"] = calls
     elif not text:
         turn["content"] = ""  # a turn of thinking only: an empty assistant turn keeps the alternation
+    if reasoning:
+        turn["reasoning_content"] = reasoning
     return turn
 
 
@@ -126,18 +143,21 @@ def to_message(completion: ChatCompletion) -> dict[str, Any]:
         content.append({"type": "thinking", "thinking": answer.reasoning_content, "signature": ""})
     if answer.content:
         content.append({"type": "text", "text": answer.content})
+    elif answer.refusal:
+        content.append({"type": "text", "text": answer.refusal})
     for call in answer.tool_calls or []:
         content.append({"type": "tool_use", "id": call.id, "name": call.function.name,
                         "input": _tool_input(call.function.arguments)})
     usage = completion.usage
     cached = usage.cached_tokens if usage else 0
     return {
-        "id": "msg_" + completion.id.removeprefix("chatcmpl-"),
+        "id": completion.id if completion.id.startswith("msg_") else "msg_" + completion.id.removeprefix("chatcmpl-"),
         "type": "message",
         "role": "assistant",
         "model": completion.model,
         "content": content,
-        "stop_reason": _STOP_REASONS.get(choice.finish_reason or "stop", "end_turn"),
+        "stop_reason": "refusal" if answer.refusal and not answer.content else
+        _STOP_REASONS.get(choice.finish_reason or "stop", "end_turn"),
         "stop_sequence": None,
         "usage": {"input_tokens": (usage.prompt_tokens if usage else 0) - cached,
                   "output_tokens": usage.completion_tokens if usage else 0,

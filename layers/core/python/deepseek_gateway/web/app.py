@@ -59,7 +59,9 @@ def _shaped(error: GatewayError) -> Response:
     if app.current_event.path.rstrip("/") == routes_messages.MESSAGES_PATH:
         from deepseek_gateway.messages_api.translate import error_body
 
-        return json_response(error.status, error_body(error), error.headers)
+        request_id = app.context.get("request_id")  # the anthropic SDK reads `request-id` on errors too
+        headers = {**(error.headers or {}), **({"request-id": request_id} if request_id else {})}
+        return json_response(error.status, error_body(error), headers)
     return error_response(error)
 
 
