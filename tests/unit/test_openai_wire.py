@@ -104,3 +104,22 @@ def test_a_request_the_sdk_cannot_encode_is_a_400_and_never_reaches_the_provider
     with pytest.raises(InvalidRequestError):
         provider.complete(request, entry, timeout_s=2)
     assert seen == []
+
+
+@pytest.mark.parametrize(("model", "kept"), [("deepseek-reasoner", True), ("o4-mini", False)])
+def test_earlier_reasoning_goes_back_to_deepseek_only(capture, model, kept):
+    # Given a conversation whose assistant turn carries its reasoning (as DeepSeek's thinking mode wants back)
+    base_url, seen = capture
+    catalogue = load_catalogue()
+    request = parse_request({"model": model, "messages": [
+        {"role": "user", "content": "Find x"},
+        {"role": "assistant", "content": "Found.", "reasoning_content": "I looked."},
+        {"role": "user", "content": "Thanks"}]}, catalogue)
+    entry = catalogue.resolve(request.model)
+
+    # When it is sent to the model's provider
+    OpenAICompatibleProvider(entry.provider, base_url, lambda: "sk-test").complete(request, entry, timeout_s=5)
+
+    # Then DeepSeek gets the reasoning back and OpenAI, which refuses the field, does not
+    assistant = json.loads(seen[-1][3])["messages"][1]
+    assert ("reasoning_content" in assistant) is kept

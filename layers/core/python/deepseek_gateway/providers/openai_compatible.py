@@ -29,6 +29,9 @@ class OpenAICompatibleProvider(SdkProvider):
 
         client = self.client()
         body = request.to_upstream(entry.upstream)
+        if self.name != "deepseek":  # earlier turns' reasoning goes back to DeepSeek only; OpenAI refuses the field
+            for message in body["messages"]:
+                message.pop("reasoning_content", None)
         try:
             # What `client.with_options(timeout=...).chat.completions.with_raw_response.create(model=...,
             # messages=..., extra_body=body)` sends, byte for byte (tests/unit/test_openai_wire.py),
