@@ -65,7 +65,10 @@ Ctrl-C stops everything.""", flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with contextlib.suppress(KeyboardInterrupt):
-        stopped.wait()
+        # Not one untimed wait: a signal the kernel hands to another thread would never wake it, and the
+        # handler runs only when the main thread runs Python again.
+        while not stopped.wait(0.2):
+            pass
     print("\nstopping…", flush=True)
     cloud.stop()
     return 0

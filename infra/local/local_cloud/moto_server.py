@@ -81,7 +81,8 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
+        while not stop.wait(0.2):  # timed: a signal delivered to a server thread must still wake this one
+            pass
     server.stop()
 
 
