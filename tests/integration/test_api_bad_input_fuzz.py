@@ -820,7 +820,12 @@ def test_given_max_tokens_beyond_int64_when_posting_a_chat_completion_then_400_n
     for field in ("max_tokens", "max_completion_tokens"):
         response = chat(gateway, json.dumps({**VALID_CHAT, field: 2**63}))
         assert response["statusCode"] == 400 and error_of(response)["param"] == field, response["body"]
+    # Within int64 but beyond what the model writes: a 400 naming the field, before any provider is called
     response = chat(gateway, json.dumps({**VALID_CHAT, "max_tokens": 2**63 - 1}))
+    assert response["statusCode"] == 400 and "writes at most 8192" in error_of(response)["message"]
+    response = chat(gateway, json.dumps({**VALID_CHAT, "max_completion_tokens": 8193}))
+    assert response["statusCode"] == 400 and error_of(response)["param"] == "max_completion_tokens"
+    response = chat(gateway, json.dumps({**VALID_CHAT, "max_tokens": 8192}))  # deepseek-chat's limit
     assert response["statusCode"] == 200, response["body"]
 
 

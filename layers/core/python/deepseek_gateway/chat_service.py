@@ -66,6 +66,12 @@ def parse_request(body: Any, catalogue: Catalogue) -> ChatCompletionRequest:
     except ValidationError as exc:
         raise invalid_request(exc) from None
     request.extensions = extensions
+    limit = request.output_token_limit
+    if limit is not None and limit > entry.max_output_tokens:
+        # OpenAI's answer to the same; sent on, the provider would refuse it after a round trip.
+        field = "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"
+        raise InvalidRequestError(f"`{field}` is too large: {limit}. `{entry.id}` writes at most "
+                                  f"{entry.max_output_tokens} tokens.", param=field)
     return request
 
 
