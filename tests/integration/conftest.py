@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from types import SimpleNamespace
+
 import pytest
+from deepseek_gateway.auth.principal import Principal
 from deepseek_gateway.web.services import reset_services
+from local_cloud.moto_resources import create_table
 from local_cloud.provider import LocalProvider
 
-from tests.helpers import load_handler
+from tests.helpers import ADMIN_PRINCIPAL, load_handler
+from tests.integration.bad_input import BUCKET, CHAT_PATH, JOBS_TABLE, VALID_CHAT, multipart_body, send
 
 PROVIDERS = ("deepseek", "openai", "anthropic")
 
@@ -76,3 +83,51 @@ def tenants_table(monkeypatch):
         yield client
         get_authenticator.cache_clear()
         reset_services()
+
+
+# --- the bad-input tests' gateway: the moto tables and local provider above, plus Files and Batch storage ---
+
+
+@pytest.fixture
+def gateway(tenants_table, gateway_env) -> SimpleNamespace:
+    """The api handler over moto with a tenant (limits on, so admission runs) and its key."""
+    import boto3
+
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    create_table(tenants_table, JOBS_TABLE)
+    queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="fuzz-ingestion")["QueueUrl"]
+    gateway_env.setenv("UPLOADS_BUCKET_NAME", BUCKET)
+    gateway_env.setenv("JOBS_TABLE_NAME", JOBS_TABLE)
+    gateway_env.setenv("INGESTION_QUEUE_URL", queue_url)
+    reset_services()
+    handler = load_handler("api")
+
+    limits = {"requests_per_minute": 1_000_000, "tokens_per_minute": 1_000_000_000, "monthly_budget_usd": "100000"}
+    created = send(handler, "POST", "/admin/tenants", body={"tenant_id": "acme", "name": "Acme", "limits": limits},
+                   principal=ADMIN_PRINCIPAL)
+    assert created["statusCode"] == 201, created["body"]
+    key = send(handler, "POST", "/admin/tenants/acme/keys", body={"scopes": ["chat", "files", "batch"]},
+               principal=ADMIN_PRINCIPAL)
+    assert key["statusCode"] == 201, key["body"]
+    key_id = json.loads(key["body"])["key_id"]
+    principal = Principal(tenant_id="acme", principal_id=key_id, kind="api_key",
+                          scopes=frozenset({"chat", "files", "batch"}), key_id=key_id)
+    # A good request first: the route works, so a 5xx below is the bad input's doing.
+    ok = send(handler, "POST", CHAT_PATH, body=VALID_CHAT, principal=principal)
+    assert ok["statusCode"] == 200, ok["body"]
+    return SimpleNamespace(handler=handler, principal=principal)
+
+
+@pytest.fixture
+def stored(gateway) -> SimpleNamespace:
+    """The tenant also has an uploaded batch file and a batch made from it (a good request on both APIs)."""
+    line = json.dumps({"custom_id": "r1", "method": "POST", "url": CHAT_PATH, "body": VALID_CHAT}).encode() + b"\n"
+    form, content_type = multipart_body("B0UNDARY", [("purpose", None, b"batch"), ("file", "in.jsonl", line)])
+    uploaded = send(gateway.handler, "POST", "/v1/files", raw_body=base64.b64encode(form).decode(),
+                    base64_encoded=True, headers={"Content-Type": content_type}, principal=gateway.principal)
+    assert uploaded["statusCode"] == 200, uploaded["body"]
+    file_id = json.loads(uploaded["body"])["id"]
+    batch = send(gateway.handler, "POST", "/v1/batches", principal=gateway.principal,
+                 body={"input_file_id": file_id, "endpoint": CHAT_PATH, "completion_window": "24h"})
+    assert batch["statusCode"] == 200, batch["body"]
+    return SimpleNamespace(**vars(gateway), file_id=file_id, batch_id=json.loads(batch["body"])["id"])

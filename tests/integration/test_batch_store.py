@@ -12,6 +12,7 @@ from deepseek_gateway.batches.models import BatchError
 from deepseek_gateway.batches.store import BatchStore, LineResultConflict
 from deepseek_gateway.errors import ConflictError, InvalidRequestError
 from deepseek_gateway.ids import time_ordered_id
+from local_cloud.moto_resources import create_table
 
 from tests.fakes import FakeClock
 
@@ -24,13 +25,7 @@ WINDOW_S = 86_400
 
 
 def create_jobs_table(client: Any) -> None:
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(client, TABLE)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from deepseek_gateway.batches.billing import Billing
 from deepseek_gateway.batches.errors import BatchNotFoundError
-from deepseek_gateway.batches.lines import chunk_body, chunk_key, split_chunks, validate_lines
+from deepseek_gateway.batches.lines import chunk_bodies, chunk_key, validate_lines
 from deepseek_gateway.batches.objects import OutputFiles, ResultsBucket
 from deepseek_gateway.batches.runtime import reset_task_services, retention_lookup, sqs_sender
 from deepseek_gateway.batches.store import BatchStore
@@ -85,8 +85,8 @@ def submit(env, lines: list[bytes], *, principal=ACME, chunk_items: int = 2):
         env.store.write_line_result(tenant, batch.id, line=error.line, custom_id=error.custom_id, kind="error",
                                     result=error.result())
     chunks = []
-    for index, chunk in enumerate(split_chunks(checked.items, max_items=chunk_items, max_bytes=1_000_000)):
-        env.s3.put_object(Bucket=RESULTS, Key=chunk_key(tenant, batch.id, index), Body=chunk_body(chunk))
+    for index, body in enumerate(chunk_bodies(checked.items, max_items=chunk_items, max_bytes=1_000_000)):
+        env.s3.put_object(Bucket=RESULTS, Key=chunk_key(tenant, batch.id, index), Body=body)
         chunks.append({"index": index, "key": chunk_key(tenant, batch.id, index)})
     env.store.start(tenant, batch.id, total=checked.total, execution_arn=f"arn:aws:states:::execution:b:{batch.id}")
     return batch, chunks

@@ -12,6 +12,7 @@ from deepseek_gateway.auth.principal import Principal
 from deepseek_gateway.batches.models import BATCH_ID
 from deepseek_gateway.batches.objects import OutputFiles
 from deepseek_gateway.web.services import reset_services
+from local_cloud.moto_resources import create_encrypted_bucket, create_table
 
 from tests.helpers import load_handler
 from tests.integration.test_files_api import BATCH_LINES, call, error_of, sdk, upload
@@ -33,17 +34,9 @@ def _aws(monkeypatch, *, with_queue: bool = True) -> SimpleNamespace:
     kms = boto3.client("kms", region_name="us-east-1")
     key_id = kms.create_key(Description="uploads")["KeyMetadata"]["KeyId"]
     s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [{
-        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id}}]})
+    create_encrypted_bucket(s3, BUCKET, key_id)
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(dynamodb, TABLE)
     sqs = boto3.client("sqs", region_name="us-east-1")
     queue_url = sqs.create_queue(QueueName="ingestion")["QueueUrl"]
     monkeypatch.setenv("UPLOADS_BUCKET_NAME", BUCKET)

@@ -16,6 +16,7 @@ from deepseek_gateway.files.models import FILE_ID, UploadCreate, clean_filename
 from deepseek_gateway.files.multipart import parse_form
 from deepseek_gateway.files.store import FileLimits, FileStore, object_key
 from deepseek_gateway.web.services import reset_services
+from local_cloud.moto_resources import create_encrypted_bucket, create_table
 
 from tests.helpers import FakeLambdaContext, api_event, load_handler
 
@@ -46,19 +47,9 @@ def _new_aws(monkeypatch, **env: str):
     kms = boto3.client("kms", region_name="us-east-1")
     key_id = kms.create_key(Description="uploads")["KeyMetadata"]["KeyId"]
     s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [{
-        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id},
-        "BucketKeyEnabled": True}]})
+    create_encrypted_bucket(s3, BUCKET, key_id, versioned=True, bucket_key=True)
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(dynamodb, TABLE)
     monkeypatch.setenv("UPLOADS_BUCKET_NAME", BUCKET)
     monkeypatch.setenv("JOBS_TABLE_NAME", TABLE)
     for name, value in env.items():

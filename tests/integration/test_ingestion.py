@@ -22,6 +22,7 @@ from deepseek_gateway.safety.settings import SafetySettings
 from deepseek_gateway.tenancy.models import TenantCreate, TenantUpdate
 from deepseek_gateway.tenancy.store import TenantStore
 from deepseek_gateway.web.services import reset_services
+from local_cloud.moto_resources import create_pass_state_machine, ingestion_resources
 
 from tests.helpers import FakeLambdaContext, load_handler
 from tests.integration.test_files_api import call
@@ -48,51 +49,14 @@ def valid_lines(count: int) -> bytes:
 # --- the cloud ---------------------------------------------------------------------------------
 
 
-def _table(dynamodb, name: str, *, sort_key: bool = True) -> None:
-    keys = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-    attributes = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
-    if not sort_key:
-        keys, attributes = [{"AttributeName": "id", "KeyType": "HASH"}], [{"AttributeName": "id", "AttributeType": "S"}]
-    dynamodb.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attributes,
-                          BillingMode="PAY_PER_REQUEST")
-
-
-def _machine(sfn, name: str = MACHINE) -> str:
-    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
-    return sfn.create_state_machine(name=name, definition=json.dumps(definition),
-                                    roleArn="arn:aws:iam::123456789012:role/batch-workflow")["stateMachineArn"]
-
-
 @pytest.fixture
 def cloud(monkeypatch):
-    import boto3
     from moto import mock_aws
 
     with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        kms_key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
-        for table in ("jobs", "tenants"):
-            _table(dynamodb, table)
-        _table(dynamodb, "idempotency", sort_key=False)
-        ingestion_url = sqs.create_queue(QueueName="ingestion")["QueueUrl"]
-        notifications_url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
-        ingestion_arn = sqs.get_queue_attributes(QueueUrl=ingestion_url,
-                                                 AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        for bucket in (UPLOADS, RESULTS):
-            s3.create_bucket(Bucket=bucket)
-            s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
-                "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key}}]})
-        s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
-        s3.put_bucket_notification_configuration(Bucket=UPLOADS, NotificationConfiguration={"QueueConfigurations": [
-            {"QueueArn": ingestion_arn, "Events": ["s3:ObjectCreated:*"]}]})
-        machine = _machine(sfn)
-        env = {"JOBS_TABLE_NAME": "jobs", "TENANTS_TABLE_NAME": "tenants", "IDEMPOTENCY_TABLE_NAME": "idempotency",
-               "UPLOADS_BUCKET_NAME": UPLOADS, "RESULTS_BUCKET_NAME": RESULTS, "INGESTION_QUEUE_URL": ingestion_url,
-               "NOTIFICATIONS_QUEUE_URL": notifications_url, "BATCH_STATE_MACHINE_ARN": machine,
-               "TENANT_CACHE_TTL_S": "0", **LIMITS}
+        made = ingestion_resources(REGION, uploads=UPLOADS, results=RESULTS, machine=MACHINE)
+        s3, dynamodb = made.s3, made.dynamodb
+        env = {**made.env, "TENANT_CACHE_TTL_S": "0", **LIMITS}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         reset_runtime()
@@ -101,8 +65,9 @@ def cloud(monkeypatch):
         tenants.create_tenant(TenantCreate(tenant_id="acme", name="Acme"))
         tenants.put_policy("acme", TenantPolicy(settings=PolicySettings(safety=POLICY_SAFETY)))
         yield SimpleNamespace(
-            s3=s3, dynamodb=dynamodb, sqs=sqs, sfn=sfn, machine=machine, ingestion_url=ingestion_url,
-            notifications_url=notifications_url, ingestion_arn=ingestion_arn, tenants=tenants,
+            s3=s3, dynamodb=dynamodb, sqs=made.sqs, sfn=made.sfn, machine=made.machine,
+            ingestion_url=made.ingestion_url, notifications_url=made.notifications_url,
+            ingestion_arn=made.ingestion_arn, tenants=tenants,
             files=FileStore("jobs", UPLOADS, dynamodb, lambda: s3), batches=BatchStore("jobs", dynamodb),
             handler=load_handler("ingestion"), api=load_handler("api"))
         reset_runtime()
@@ -449,7 +414,7 @@ def test_given_the_workflow_cannot_start_when_retried_later_then_it_starts_once_
     [submitted] = [m["Body"] for m in received(cloud, cloud.ingestion_url) if "batch.submitted" in m["Body"]]
 
     assert run(cloud, [submitted]) == [0]  # raised: SQS brings it back
-    _machine(cloud.sfn, "not-yet-deployed")
+    create_pass_state_machine(cloud.sfn, "not-yet-deployed")
     assert run(cloud, [submitted]) == []
 
     batch = cloud.batches.get("acme", batch_id)

@@ -10,12 +10,10 @@ from deepseek_gateway.batches.lines import (
     BatchFileError,
     LineChecker,
     chunk_bodies,
-    chunk_body,
     chunk_key,
     error_result,
     output_result,
     render_jsonl,
-    split_chunks,
     validate_lines,
 )
 from deepseek_gateway.batches.models import BatchItem
@@ -194,13 +192,13 @@ def test_given_items_when_split_then_chunks_respect_both_the_item_and_the_byte_b
     items = [BatchItem(line=i, custom_id=f"r{i}", body={"model": "m", "x": "y" * 50}) for i in range(1, 8)]
     one = len(items[0].model_dump_json()) + 1
 
-    by_count = split_chunks(items, max_items=3, max_bytes=10_000)
-    by_bytes = split_chunks(items, max_items=100, max_bytes=2 + 2 * one)
+    by_count = list(chunk_bodies(items, max_items=3, max_bytes=10_000))
+    by_bytes = list(chunk_bodies(items, max_items=100, max_bytes=2 + 2 * one))
 
-    assert [len(c) for c in by_count] == [3, 3, 1]
-    assert [len(c) for c in by_bytes] == [2, 2, 2, 1]
-    assert all(len(chunk_body(c)) <= 2 + 2 * one for c in by_bytes)
-    assert [BatchItem.model_validate(v) for v in json.loads(chunk_body(by_count[0]))] == items[:3]
+    assert [len(json.loads(c)) for c in by_count] == [3, 3, 1]
+    assert [len(json.loads(c)) for c in by_bytes] == [2, 2, 2, 1]
+    assert all(len(c) <= 2 + 2 * one for c in by_bytes)
+    assert [BatchItem.model_validate(v) for v in json.loads(by_count[0])] == items[:3]
     assert chunk_key("acme", "batch_1", 7) == "acme/batches/batch_1/chunks/00007.json"
 
 
@@ -281,11 +279,12 @@ def test_given_a_file_level_problem_when_checked_in_pieces_then_it_raises_once_t
     assert raised.value.code == code
 
 
-def test_given_items_when_made_into_chunk_bodies_then_they_are_the_chunks_split_chunks_gives():
+def test_given_non_ascii_items_when_made_into_chunk_bodies_then_every_item_comes_back_in_order_within_budget():
     items = [BatchItem(line=i, custom_id=f"r{i}", body={"model": "m", "x": "\u00e9" * (10 * i)}) for i in range(1, 12)]
 
     for budget in ({"max_items": 3, "max_bytes": 10_000}, {"max_items": 100, "max_bytes": 300}):
         bodies = list(chunk_bodies(iter(items), **budget))
 
-        assert bodies == [chunk_body(chunk) for chunk in split_chunks(items, **budget)]
+        assert all(len(json.loads(body)) <= budget["max_items"] for body in bodies)
+        assert all(len(body) <= budget["max_bytes"] or len(json.loads(body)) == 1 for body in bodies)
         assert [BatchItem.model_validate(v) for body in bodies for v in json.loads(body)] == items

@@ -198,47 +198,21 @@ def child_environment() -> None:
 
 def make_cloud() -> dict[str, Any]:
     """Tables, buckets, queues and the state machine as tests/integration/test_ingestion.py's fixture makes them."""
-    import boto3
-
-    s3 = boto3.client("s3", region_name=REGION)
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    kms_key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
-    pk_sk = ([{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-             [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
-    by_id = ([{"AttributeName": "id", "KeyType": "HASH"}], [{"AttributeName": "id", "AttributeType": "S"}])
-    for table, (keys, attributes) in (("jobs", pk_sk), ("tenants", pk_sk), ("idempotency", by_id)):
-        dynamodb.create_table(TableName=table, KeySchema=keys, AttributeDefinitions=attributes,
-                              BillingMode="PAY_PER_REQUEST")
-    ingestion_url = sqs.create_queue(QueueName="ingestion")["QueueUrl"]
-    notifications_url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
-    ingestion_arn = sqs.get_queue_attributes(QueueUrl=ingestion_url,
-                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    for bucket in (UPLOADS, RESULTS):
-        s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
-            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key}}]})
-    s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_notification_configuration(Bucket=UPLOADS, NotificationConfiguration={"QueueConfigurations": [
-        {"QueueArn": ingestion_arn, "Events": ["s3:ObjectCreated:*"]}]})
-    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
-    machine = sfn.create_state_machine(name=MACHINE, definition=json.dumps(definition),
-                                       roleArn="arn:aws:iam::123456789012:role/batch-workflow")["stateMachineArn"]
-    os.environ.update({"INGESTION_QUEUE_URL": ingestion_url, "NOTIFICATIONS_QUEUE_URL": notifications_url,
-                       "BATCH_STATE_MACHINE_ARN": machine})
-
     from deepseek_gateway.policy.models import PolicySettings, TenantPolicy
     from deepseek_gateway.safety.settings import SafetySettings
     from deepseek_gateway.tenancy.models import TenantCreate
     from deepseek_gateway.tenancy.store import TenantStore
 
-    tenants = TenantStore("tenants", dynamodb)
+    from local_cloud.moto_resources import ingestion_resources
+
+    made = ingestion_resources(REGION, uploads=UPLOADS, results=RESULTS, machine=MACHINE)
+    os.environ.update(made.env)
+    tenants = TenantStore("tenants", made.dynamodb)
     tenants.create_tenant(TenantCreate(tenant_id=TENANT, name="Acme"))
     tenants.put_policy(TENANT, TenantPolicy(settings=PolicySettings(
         safety=SafetySettings(injection_threshold=0.8, deny_patterns=["project nightingale"]))))
-    return {"s3": s3, "dynamodb": dynamodb, "sqs": sqs, "sfn": sfn, "machine": machine,
-            "ingestion_url": ingestion_url}
+    return {"s3": made.s3, "dynamodb": made.dynamodb, "sqs": made.sqs, "sfn": made.sfn, "machine": made.machine,
+            "ingestion_url": made.ingestion_url}
 
 
 def submit(cloud: dict[str, Any], data: bytes) -> str:

@@ -529,7 +529,6 @@ def direct_dynamodb_dispatch() -> None:
     DynamoDB: it is given to the same handler, with the same normalized request object, URL and headers,
     and the handler's (status, headers, body) goes back as the Flask view would have sent it.
     """
-    from moto.core.exceptions import ServiceException  # noqa: F401 - moto's handler raises its own errors
     from moto.core.utils import normalize_request
     from moto.dynamodb.responses import DynamoHandler
     from moto.moto_api import recorder

@@ -236,15 +236,11 @@ def create_tables_and_tenant() -> dict[str, str]:
     from deepseek_gateway.tenancy.models import KeyCreate, Limits, TenantCreate
     from deepseek_gateway.tenancy.store import TenantStore
 
+    from local_cloud.moto_resources import create_table
+
     client = boto3.client("dynamodb", region_name="us-east-1")
     for name in ("tenants", "usage"):
-        client.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, name)
     store = TenantStore("tenants", client)
     limits = Limits(requests_per_minute=10**7, tokens_per_minute=10**9, concurrent_requests=10**4,
                     monthly_budget_usd=10**6)

@@ -30,6 +30,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from local_cloud.moto_resources import create_table
+
 TABLE = "usage"
 OPS = ("UpdateItem", "TransactWriteItems")
 
@@ -218,18 +220,6 @@ class HotPath:
         self.client.transact_write_items(TransactItems=self.settle_items(ask))
 
 
-def create_table(client: Any) -> None:
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={"Enabled": True,
-                                                                        "AttributeName": "expires_at"})
-
-
 def run(hot: HotPath, count: int, profiles: dict[str, Any] | None = None,
         clock: str = "wall") -> dict[str, list[float]]:
     """`count` chat requests' calls; the client thread's CPU per operation (cProfiled into `profiles` if given)."""
@@ -295,7 +285,7 @@ def main() -> None:
     server, port = start_server(meter, patches=args.patches, skip=tuple(args.skip))
     try:
         client = make_client(port, validation=not args.no_client_validation)
-        create_table(client)
+        create_table(client, TABLE, ttl_attribute="expires_at")  # the usage table's, as deployed
         hot = HotPath(client, key_limits=args.key_limits)
         run(hot, args.warmup)
         if args.preload:

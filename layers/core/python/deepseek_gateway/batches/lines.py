@@ -339,21 +339,10 @@ def _chunked(entries: Iterable[tuple[_T, int]], *, max_items: int, max_bytes: in
         yield current
 
 
-def split_chunks(items: Iterable[BatchItem], *, max_items: int, max_bytes: int) -> list[list[BatchItem]]:
-    """Consecutive items in chunks of at most `max_items` items and `max_bytes` bytes of JSON (a lone item
-    larger than `max_bytes` gets a chunk of its own)."""
-    sized = ((item, len(item.model_dump_json().encode())) for item in items)
-    return list(_chunked(sized, max_items=max_items, max_bytes=max_bytes))
-
-
-def chunk_body(items: list[BatchItem]) -> bytes:
-    """A chunk object's content: a JSON array of items `{"line", "custom_id", "body"}`."""
-    return b"[" + b",".join(item.model_dump_json().encode() for item in items) + b"]"
-
-
 def chunk_bodies(items: Iterable[BatchItem], *, max_items: int, max_bytes: int) -> Iterator[bytes]:
-    """The chunk objects' contents, as chunk_body(split_chunks(items)) gives them, each as soon as it is
-    complete: an item is held as its JSON only, and serialized once."""
+    """The chunk objects' contents (JSON arrays of items `{"line", "custom_id", "body"}`, at most `max_items`
+    items and `max_bytes` bytes; a lone item larger gets a chunk of its own), each as soon as it is complete:
+    an item is held as its JSON only, and serialized once."""
     encoded = ((json_bytes, len(json_bytes)) for json_bytes in (item.model_dump_json().encode() for item in items))
     for chunk in _chunked(encoded, max_items=max_items, max_bytes=max_bytes):
         yield b"[" + b",".join(chunk) + b"]"

@@ -8,9 +8,10 @@ direction (providers/anthropic_translation.py) serves the Anthropic provider, no
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from deepseek_gateway.errors import GatewayError, InvalidRequestError
+from deepseek_gateway.errors import GatewayError, InvalidRequestError, UnrecognizedArgumentError, quoted_id
 from deepseek_gateway.messages_api.models import (
     AssistantMessage,
     ImageBlock,
@@ -21,8 +22,9 @@ from deepseek_gateway.messages_api.models import (
     ToolResultBlock,
     ToolUseBlock,
     UserMessage,
+    parse_messages_request,
 )
-from deepseek_gateway.models.chat import ChatCompletion
+from deepseek_gateway.models.chat import ChatCompletion, ChatCompletionRequest
 
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -30,6 +32,20 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
                 503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
+
+
+def chat_request(body: Any, parse_chat: Callable[[dict[str, Any]], ChatCompletionRequest]) -> ChatCompletionRequest:
+    """A Messages API body as the chat request `parse_chat` (the chat service's parser) makes of its translation."""
+    request = parse_messages_request(body)
+    try:
+        return parse_chat(to_chat_body(request))
+    except UnrecognizedArgumentError as exc:
+        if exc.param != "thinking":
+            raise
+        # A Messages API field, but the catalogue's `thinking` extension is not this model's.
+        raise InvalidRequestError(f"The model `{quoted_id(request.model)}` does not support extended thinking; "
+                                  "leave `thinking` out or set it to {\"type\": \"disabled\"}.",
+                                  param="thinking") from None
 
 
 def to_chat_body(request: MessagesRequest) -> dict[str, Any]:

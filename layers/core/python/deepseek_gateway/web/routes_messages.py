@@ -10,7 +10,6 @@ import time
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from deepseek_gateway.errors import InvalidRequestError, UnrecognizedArgumentError, quoted_id
 from deepseek_gateway.web.auth import require
 from deepseek_gateway.web.body import read_json_body, request_text
 from deepseek_gateway.web.responses import json_response
@@ -25,23 +24,13 @@ MESSAGES_PATH = "/v1/messages"
 def create_message() -> Response:
     # Imported here: the Messages API's models cost the cold start of every other route nothing.
     from deepseek_gateway.messages_api.events import message_events
-    from deepseek_gateway.messages_api.models import parse_messages_request
-    from deepseek_gateway.messages_api.translate import to_chat_body, to_message
+    from deepseek_gateway.messages_api.translate import chat_request, to_message
 
     principal = require(router, "chat")
     services = get_services()
     started = time.perf_counter()
     body = read_json_body(request_text(router.current_event), services.settings.max_request_bytes)
-    messages_request = parse_messages_request(body)
-    try:
-        request = services.chat.parse(to_chat_body(messages_request))
-    except UnrecognizedArgumentError as exc:
-        if exc.param != "thinking":
-            raise
-        # A Messages API field, but the catalogue's `thinking` extension is not this model's.
-        raise InvalidRequestError(f"The model `{quoted_id(messages_request.model)}` does not support extended "
-                                  "thinking; leave `thinking` out or set it to {\"type\": \"disabled\"}.",
-                                  param="thinking") from None
+    request = chat_request(body, services.chat.parse)
     request_id = router.context["request_id"]
     completion, headers = serve(request, principal, request_id, started, api="messages")
     message = to_message(completion)
